@@ -1,0 +1,401 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, hearth.matrix contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one model of the stack's topology.
+
+Which components are enabled decides who requires whom, where the proxy sends each route,
+which identity server and mail relay Synapse and Element use, and the start order. Roles
+never read each other's variables: the site playbook computes this once and hands each role
+the values it needs.
+
+Rules (from the history of matrix-docker-ansible-deploy, where these couplings first
+appeared and were learnt the hard way):
+
+* corporal on: the client API goes through corporal's gateway; corporal requires Synapse
+  and gets the homeserver address and both shared secrets; Synapse loads the
+  shared-secret-auth provider.
+* identity on: the proxy routes /_matrix/identity to it; Synapse, /.well-known/matrix/client
+  and Element name it. Off: they name the configured public identity server, or none.
+* mailer on: Synapse's email goes through it; Synapse only *wants* it (mail being down
+  must not take the homeserver down).
+* postgres on: Synapse requires it. Off: external database settings are mandatory.
+* element on: the proxy serves it on its hostname, which joins the TLS names.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Sequence
+
+COMPONENTS = ("postgres", "mailer", "synapse", "identity", "corporal", "element", "nginx_proxy")
+
+SERVICE_NAMES = {
+    "postgres": "hearth-postgres",
+    "synapse": "hearth-synapse",
+    "nginx_proxy": "hearth-nginx-proxy",
+    "mailer": "hearth-mailer",
+    "identity": "hearth-identity",
+    "corporal": "hearth-corporal",
+    "element": "hearth-element",
+}
+
+# Ports inside the stack network (unprivileged: every container runs without capabilities).
+PORTS = {
+    "postgres": 5432,
+    "synapse": 8008,
+    "mailer": 8025,
+    "identity": 8090,
+    "corporal": 41080,
+    "element": 8080,
+}
+
+DEFAULT_NETWORK = "hearth"
+_HOSTNAME_RE = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
+_SERVICE_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,100}$")
+
+
+class TopologyError(ValueError):
+    """The stack description is contradictory or incomplete; ``field`` names the input."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__("%s: %s" % (field_name, message))
+        self.field = field_name
+        self.message = message
+
+
+@dataclass
+class ServiceNode:
+    name: str
+    component: str
+    requires: List[str] = field(default_factory=list)
+    wants: List[str] = field(default_factory=list)
+    after: List[str] = field(default_factory=list)
+    networks: List[str] = field(default_factory=list)
+
+    def ordering(self) -> List[str]:
+        """Services this one starts after: every dependency implies ordering here."""
+        seen: List[str] = []
+        for dep in self.requires + self.wants + self.after:
+            if dep not in seen:
+                seen.append(dep)
+        return seen
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {
+            "component": self.component,
+            "requires": _units(self.requires),
+            "wants": _units(self.wants),
+            "after": _units(self.ordering()),
+            "networks": list(self.networks),
+        }
+
+
+def _units(names: Sequence[str]) -> List[str]:
+    return [name + ".service" for name in names]
+
+
+def check_hostname(field_name: str, value: Any) -> str:
+    if not isinstance(value, str) or not _HOSTNAME_RE.match(value):
+        raise TopologyError(field_name, "must be a DNS name like matrix.example.org, got %r" % (value,))
+    return value
+
+
+def _check_url(field_name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise TopologyError(field_name, "must be a string URL or empty, got %r" % (value,))
+    if value and not re.match(r"^https?://[^/\s]+(/\S*)?$", value):
+        raise TopologyError(field_name, "must be an http(s) URL or empty, got %r" % (value,))
+    return value.rstrip("/")
+
+
+def _enabled_components(raw: Any) -> Dict[str, bool]:
+    if not isinstance(raw, Mapping):
+        raise TopologyError("components", "must be a mapping of component name to boolean")
+    unknown = set(raw) - set(COMPONENTS)
+    if unknown:
+        raise TopologyError("components", "unknown component(s): %s (known: %s)"
+                            % (", ".join(sorted(unknown)), ", ".join(COMPONENTS)))
+    enabled = {}
+    for name in COMPONENTS:
+        value = raw.get(name, False)
+        if not isinstance(value, bool):
+            raise TopologyError("components.%s" % name, "must be a boolean, got %r" % (value,))
+        enabled[name] = value
+    return enabled
+
+
+def _check_contradictions(enabled: Mapping[str, bool]) -> None:
+    needs_synapse = ("corporal", "nginx_proxy", "postgres", "mailer", "identity")
+    if not enabled["synapse"]:
+        for name in needs_synapse:
+            if enabled[name]:
+                raise TopologyError("components.%s" % name, "is enabled but components.synapse is not; "
+                                    "%s only makes sense in front of or beside Synapse" % name)
+    if enabled["corporal"] and not enabled["nginx_proxy"]:
+        raise TopologyError("components.corporal", "needs components.nginx_proxy: corporal only "
+                            "enforces its policy when the proxy sends the client API through it")
+
+
+def _external_database(raw: Any) -> Dict[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise TopologyError("external_database", "is required when components.postgres is false "
+                            "(a mapping with host, name, user and optionally port)")
+    result: Dict[str, Any] = {}
+    for key in ("host", "name", "user"):
+        value = raw.get(key)
+        if not isinstance(value, str) or not value:
+            raise TopologyError("external_database.%s" % key, "is required when components.postgres is false")
+        result[key] = value
+    port = raw.get("port", 5432)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise TopologyError("external_database.port", "must be a port number, got %r" % (port,))
+    result["port"] = port
+    return result
+
+
+def topological_order(nodes: Mapping[str, ServiceNode]) -> List[str]:
+    """Start order (Kahn's algorithm, ties broken by component order for stable output)."""
+    rank = {name: index for index, name in enumerate(nodes)}
+    for node in nodes.values():
+        for dep in node.ordering():
+            if dep not in nodes:
+                raise TopologyError("services.%s" % node.name, "depends on %s, which is not enabled" % dep)
+    pending = {name: set(node.ordering()) for name, node in nodes.items()}
+    order: List[str] = []
+    while pending:
+        ready = sorted((name for name, deps in pending.items() if not deps), key=rank.__getitem__)
+        if not ready:
+            raise TopologyError("services", "dependency cycle: %s" % " -> ".join(_find_cycle(pending)))
+        for name in ready:
+            order.append(name)
+            del pending[name]
+        for deps in pending.values():
+            deps.difference_update(ready)
+    return order
+
+
+def _find_cycle(pending: Mapping[str, set]) -> List[str]:
+    """One concrete cycle among services that could not be ordered, for the error message."""
+    start = sorted(pending)[0]
+    path = [start]
+    current = start
+    while True:
+        current = sorted(dep for dep in pending[current] if dep in pending)[0]
+        if current in path:
+            return path[path.index(current):] + [current]
+        path.append(current)
+
+
+def _extra_services(raw: Any, nodes: Dict[str, ServiceNode], network: str) -> None:
+    """User-defined services (bridges, bots ...) that take part in ordering and networks."""
+    if raw is None:
+        return
+    if not isinstance(raw, (list, tuple)):
+        raise TopologyError("extra_services", "must be a list")
+    for index, item in enumerate(raw):
+        where = "extra_services[%d]" % index
+        if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
+            raise TopologyError(where, "must be a mapping with a name")
+        name = item["name"]
+        if not _SERVICE_RE.match(name):
+            raise TopologyError(where + ".name", "invalid service name %r" % name)
+        if name in nodes:
+            raise TopologyError(where + ".name", "duplicate service name %r" % name)
+        lists = {}
+        for key in ("requires", "wants", "after"):
+            value = item.get(key, [])
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+                raise TopologyError("%s.%s" % (where, key), "must be a list of service names")
+            lists[key] = [v[:-len(".service")] if v.endswith(".service") else v for v in value]
+        nodes[name] = ServiceNode(name=name, component="extra", networks=[network], **lists)
+
+
+@dataclass(frozen=True)
+class StackInput:
+    server_name: str
+    matrix_hostname: str
+    element_hostname: str
+    enabled: Mapping[str, bool]
+    public_identity_server: str
+    network: str
+    mailer_sender: str
+
+
+def _parse_input(stack: Mapping[str, Any]) -> StackInput:
+    if not isinstance(stack, Mapping):
+        raise TopologyError("stack", "must be a mapping")
+    server_name = check_hostname("server_name", stack.get("server_name"))
+    matrix_hostname = check_hostname("matrix_hostname", stack.get("matrix_hostname") or "matrix." + server_name)
+    enabled = _enabled_components(stack.get("components", {}))
+    _check_contradictions(enabled)
+    element_hostname = stack.get("element_hostname") or "element." + server_name
+    if enabled["element"]:
+        check_hostname("element_hostname", element_hostname)
+        if element_hostname == matrix_hostname:
+            raise TopologyError("element_hostname", "must differ from matrix_hostname (%s)" % matrix_hostname)
+    network = stack.get("network", DEFAULT_NETWORK)
+    if not isinstance(network, str) or not _SERVICE_RE.match(network):
+        raise TopologyError("network", "invalid network name %r" % (network,))
+    mailer = stack.get("mailer") or {}
+    if not isinstance(mailer, Mapping):
+        raise TopologyError("mailer", "must be a mapping")
+    sender = mailer.get("sender") or "matrix@%s" % server_name
+    if not isinstance(sender, str) or not re.match(r"^[^@\s]+@[^@\s]+$", sender):
+        raise TopologyError("mailer.sender", "must be an email address, got %r" % (sender,))
+    return StackInput(
+        server_name=server_name,
+        matrix_hostname=matrix_hostname,
+        element_hostname=element_hostname,
+        enabled=enabled,
+        public_identity_server=_check_url("public_identity_server", stack.get("public_identity_server", "https://vector.im")),
+        network=network,
+        mailer_sender=sender,
+    )
+
+
+def _service_nodes(inp: StackInput) -> Dict[str, ServiceNode]:
+    on = inp.enabled
+    svc = SERVICE_NAMES
+    nodes: Dict[str, ServiceNode] = {}
+    for component in COMPONENTS:
+        if on[component]:
+            nodes[svc[component]] = ServiceNode(name=svc[component], component=component, networks=[inp.network])
+    if on["synapse"]:
+        synapse = nodes[svc["synapse"]]
+        if on["postgres"]:
+            synapse.requires.append(svc["postgres"])
+        if on["mailer"]:
+            synapse.wants.append(svc["mailer"])
+    if on["corporal"]:
+        nodes[svc["corporal"]].requires.append(svc["synapse"])
+    if on["nginx_proxy"]:
+        # The proxy only *wants* its upstreams: it resolves them at request time, so an
+        # upstream restart must not restart the proxy (systemd propagates restarts along
+        # Requires=).
+        proxy = nodes[svc["nginx_proxy"]]
+        for component in ("synapse", "corporal", "identity", "element"):
+            if on[component]:
+                proxy.wants.append(svc[component])
+    return nodes
+
+
+def _identity_url(inp: StackInput) -> str:
+    if inp.enabled["identity"]:
+        return "https://%s" % inp.matrix_hostname
+    return inp.public_identity_server
+
+
+def _upstream(component: str) -> str:
+    return "http://%s:%d" % (SERVICE_NAMES[component], PORTS[component])
+
+
+def compute_topology(stack: Mapping[str, Any]) -> Dict[str, Any]:
+    """Everything that crosses role boundaries, as plain JSON-serialisable data."""
+    inp = _parse_input(stack)
+    on = inp.enabled
+    nodes = _service_nodes(inp)
+    _extra_services(stack.get("extra_services"), nodes, inp.network)
+    order = topological_order(nodes)
+    if not on["postgres"] and on["synapse"]:
+        database = _external_database(stack.get("external_database"))
+    else:
+        database = {"host": SERVICE_NAMES["postgres"], "port": PORTS["postgres"], "name": "synapse", "user": "synapse"}
+    identity = _identity_url(inp)
+    base_url = "https://%s" % inp.matrix_hostname
+
+    well_known_client: Dict[str, Any] = {"m.homeserver": {"base_url": base_url}}
+    if identity:
+        well_known_client["m.identity_server"] = {"base_url": identity}
+
+    result: Dict[str, Any] = {
+        "network": inp.network,
+        "server_name": inp.server_name,
+        "matrix_hostname": inp.matrix_hostname,
+        "enabled": dict(on),
+        "services": {name: node.as_dict() for name, node in nodes.items()},
+        "start_order": order,
+        "stop_order": list(reversed(order)),
+        "well_known": {"client": well_known_client, "server": {"m.server": "%s:443" % inp.matrix_hostname}},
+        # Secrets that more than one role must agree on; the playbook creates them once.
+        "shared_secrets": _shared_secrets(on),
+    }
+    if on["synapse"]:
+        result["synapse"] = {
+            "public_baseurl": base_url + "/",
+            "database": database,
+            "email": _email(inp),
+            "identity_server": identity,
+            "shared_secret_auth": on["corporal"],
+        }
+    if on["nginx_proxy"]:
+        result["proxy"] = _proxy(inp)
+    result["element"] = _element(inp, identity) if on["element"] else None
+    result["corporal"] = {
+        "homeserver_api": _upstream("synapse"),
+        "homeserver_domain": inp.server_name,
+        "gateway_port": PORTS["corporal"],
+    } if on["corporal"] else None
+    result["identity"] = {"public_url": identity, "port": PORTS["identity"], "server_name": inp.matrix_hostname} if on["identity"] else None
+    result["mailer"] = {"port": PORTS["mailer"], "sender": inp.mailer_sender} if on["mailer"] else None
+    return result
+
+
+def _shared_secrets(on: Mapping[str, bool]) -> Dict[str, List[str]]:
+    secrets: Dict[str, List[str]] = {}
+    if on["synapse"]:
+        secrets["registration_shared_secret"] = ["synapse"] + (["corporal"] if on["corporal"] else [])
+    if on["corporal"]:
+        secrets["shared_secret_auth"] = ["synapse", "corporal"]
+    if on["postgres"] and on["synapse"]:
+        secrets["postgres_synapse_password"] = ["postgres", "synapse"]
+    return secrets
+
+
+def _email(inp: StackInput) -> Dict[str, Any]:
+    if not inp.enabled["mailer"]:
+        return {"enabled": False}
+    return {
+        "enabled": True,
+        "smtp_host": SERVICE_NAMES["mailer"],
+        "smtp_port": PORTS["mailer"],
+        "notif_from": "Matrix <%s>" % inp.mailer_sender,
+    }
+
+
+def _proxy(inp: StackInput) -> Dict[str, Any]:
+    on = inp.enabled
+    tls_domains = [inp.matrix_hostname]
+    if inp.server_name != inp.matrix_hostname:
+        # The server name serves /.well-known/matrix/* so it needs a certificate too.
+        tls_domains.append(inp.server_name)
+    element = None
+    if on["element"]:
+        element = {"hostname": inp.element_hostname, "upstream": _upstream("element")}
+        tls_domains.append(inp.element_hostname)
+    return {
+        "matrix_hostname": inp.matrix_hostname,
+        "server_name": inp.server_name,
+        "client_upstream": _upstream("corporal" if on["corporal"] else "synapse"),
+        "federation_upstream": _upstream("synapse"),
+        "identity_upstream": _upstream("identity") if on["identity"] else "",
+        "element": element,
+        "tls_domains": tls_domains,
+    }
+
+
+def _element(inp: StackInput, identity: str) -> Dict[str, Any]:
+    config: Dict[str, Any] = {
+        "default_server_config": {
+            "m.homeserver": {"base_url": "https://%s" % inp.matrix_hostname, "server_name": inp.server_name},
+        },
+        "disable_custom_urls": False,
+        "brand": "Element",
+        "room_directory": {"servers": [inp.server_name]},
+    }
+    if identity:
+        config["default_server_config"]["m.identity_server"] = {"base_url": identity}
+    return {"hostname": inp.element_hostname, "config": config}
+

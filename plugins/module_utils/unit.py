@@ -1,0 +1,171 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, hearth.matrix contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one model of a systemd unit that supervises a container.
+
+Every service of the stack gets the same unit shape, rendered from data:
+
+* ``DefaultDependencies=no``: Docker 20.10.0 shipped ``docker.service`` with
+  ``After=multi-user.target``. A unit that is ``WantedBy=multi-user.target`` gets an implicit
+  ``multi-user.target After=<unit>`` from its default dependencies; together with
+  ``<unit> After=docker.service`` that is an ordering cycle, and systemd deletes the start
+  job ("... deleted to break ordering cycle"). Without default dependencies the target is no
+  longer ordered after us, so no cycle. The default dependencies we still want (sysinit /
+  basic ordering, clean stop at shutdown) are added back explicitly.
+* Absolute command paths, resolved on the host at deploy time: systemd < v239 has no PATH
+  lookup for ``ExecStart=`` and ``docker``/``sh`` live in ``/bin`` or ``/usr/bin``.
+* ``create`` + one ``network connect`` per extra network + ``start --attach``: the attached
+  output is the journal stream, tagged with ``SyslogIdentifier=<service>``.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
+
+from ansible_collections.hearth.matrix.plugins.module_utils.container import (
+    ContainerSpec,
+    SpecError,
+    create_argv,
+    shell_join,
+)
+
+_UNIT_NAME_RE = re.compile(r"^[a-zA-Z0-9:_.@-]+\.(service|target|socket|mount|path|timer)$")
+_SAFE_ARG_RE = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
+MANAGED_MARKER = "# Managed by hearth.matrix (container_service); local edits are overwritten."
+
+
+@dataclass(frozen=True)
+class HostPaths:
+    """Absolute paths of the commands the unit runs, as found on the target host."""
+
+    engine: str
+    sh: str
+
+    def validate(self) -> None:
+        for field_name, value in (("engine_path", self.engine), ("sh_path", self.sh)):
+            if not value or not posixpath.isabs(value):
+                raise SpecError(field_name, "must be an absolute path, got %r" % (value,))
+
+
+@dataclass(frozen=True)
+class UnitSpec:
+    container: ContainerSpec
+    engine: str
+    paths: HostPaths
+    description: str = ""
+    engine_unit: str = ""
+    requires: Tuple[str, ...] = ()
+    wants: Tuple[str, ...] = ()
+    after: Tuple[str, ...] = ()
+    restart_sec: int = 5
+    ready_timeout: int = 120
+    fingerprint: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.container.name
+
+
+def check_unit_names(field_name: str, names: Sequence[str]) -> Tuple[str, ...]:
+    for index, name in enumerate(names):
+        if not isinstance(name, str) or not _UNIT_NAME_RE.match(name):
+            raise SpecError("%s[%d]" % (field_name, index), "not a systemd unit name: %r" % (name,))
+    return tuple(names)
+
+
+def systemd_quote(arg: str) -> str:
+    """Quote one argument for an Exec*= line.
+
+    systemd expands ``%`` specifiers and ``$VAR`` in command lines, so both are doubled; any
+    argument with other special characters is double-quoted with C-style escapes.
+    """
+    escaped = arg.replace("%", "%%").replace("$", "$$")
+    if escaped and _SAFE_ARG_RE.match(escaped):
+        return escaped
+    return '"%s"' % escaped.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def exec_line(argv: Sequence[str]) -> str:
+    return " ".join(systemd_quote(arg) for arg in argv)
+
+
+def _unique(items: Sequence[str]) -> List[str]:
+    result: List[str] = []
+    for item in items:
+        if item not in result:
+            result.append(item)
+    return result
+
+
+def _readiness_script(spec: UnitSpec) -> Optional[str]:
+    """A shell loop that waits until the container's health command succeeds.
+
+    Units ordered After= this one start only once ExecStartPost= has finished, so this turns
+    "process started" into "service ready" (e.g. Synapse waits for pg_isready).
+    """
+    check = spec.container.healthcheck
+    if check is None:
+        return None
+    probe = shell_join([spec.paths.engine, "exec", spec.name] + list(check.command))
+    return (
+        "i=0; until %s >/dev/null 2>&1; do i=$((i+1)); "
+        "if [ $i -ge %d ]; then echo 'not ready after %ds' >&2; exit 1; fi; sleep 1; done"
+        % (probe, spec.ready_timeout, spec.ready_timeout)
+    )
+
+
+def render_unit(spec: UnitSpec) -> str:
+    """The complete unit file text for one container service."""
+    spec.paths.validate()
+    engine = spec.paths.engine
+    name = spec.name
+    engine_units = [spec.engine_unit] if spec.engine_unit else []
+    requires = _unique(engine_units + list(spec.requires))
+    wants = _unique(["network-online.target"] + list(spec.wants))
+    after = _unique(["sysinit.target", "basic.target", "network-online.target"] + engine_units
+                    + list(spec.requires) + list(spec.wants) + list(spec.after))
+    stop_grace = spec.container.stop_timeout
+
+    lines = [MANAGED_MARKER]
+    if spec.fingerprint:
+        # A change of configuration or image changes this line, hence the unit, hence a restart.
+        lines.append("# fingerprint: %s" % spec.fingerprint)
+    lines += [
+        "[Unit]",
+        "Description=%s" % (spec.description or name),
+        "DefaultDependencies=no",
+    ]
+    if requires:
+        lines.append("Requires=%s" % " ".join(requires))
+    lines.append("Wants=%s" % " ".join(wants))
+    lines.append("After=%s" % " ".join(after))
+    lines += ["Conflicts=shutdown.target", "Before=shutdown.target", ""]
+
+    lines += ["[Service]", "Type=simple"]
+    # A container left over from a crash or an older unit would make `create` fail.
+    lines.append("ExecStartPre=-%s" % exec_line([engine, "rm", "--force", name]))
+    lines.append("ExecStartPre=%s" % exec_line(create_argv(spec.container, spec.engine, engine)))
+    for network in spec.container.extra_networks:
+        lines.append("ExecStartPre=%s" % exec_line([engine, "network", "connect", network, name]))
+    lines.append("ExecStart=%s" % exec_line([engine, "start", "--attach", name]))
+    readiness = _readiness_script(spec)
+    if readiness:
+        lines.append("ExecStartPost=%s" % exec_line([spec.paths.sh, "-c", readiness]))
+    lines.append("ExecStop=%s" % exec_line([engine, "stop", "--time=%d" % stop_grace, name]))
+    lines.append("ExecStopPost=-%s" % exec_line([engine, "rm", "--force", name]))
+    lines += [
+        "Restart=always",
+        "RestartSec=%d" % spec.restart_sec,
+        "TimeoutStartSec=%d" % (spec.ready_timeout + 180),
+        "TimeoutStopSec=%d" % (stop_grace + 30),
+        "SyslogIdentifier=%s" % name,
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
+        "",
+    ]
+    return "\n".join(lines)
+
