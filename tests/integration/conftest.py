@@ -1,0 +1,181 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, hearth.matrix contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Fixtures: local images, one bed target per engine, the stack converged on it.
+
+Every target gets a per-run unique name and is removed at the end, also after a failure;
+leftovers of killed runs are collected by ``bed.gc()`` before a new run starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import pytest
+
+from harness import REPO_ROOT, PLAYBOOKS, PlaybookRun, run_playbook
+
+sys.path.insert(0, str(REPO_ROOT / "tests" / "bed"))
+import bed  # noqa: E402  pylint: disable=wrong-import-position
+
+ENGINES = [e for e in os.environ.get("HEARTH_TEST_ENGINES", "docker,podman").split(",") if e]
+RUN_ID = os.environ.get("HEARTH_RUN_ID") or uuid.uuid4().hex[:8]
+
+SERVER_NAME = "hearth.test"
+MATRIX_HOSTNAME = "matrix.hearth.test"
+ADMIN_USER = "hearth-admin"
+ADMIN_PASSWORD = "admin-" + uuid.uuid4().hex
+
+# The short vars file a user writes, plus what a closed test network needs (no key server
+# on the internet, the locally built images).
+BASE_VARS: Dict[str, Any] = {
+    "hearth_server_name": SERVER_NAME,
+    "hearth_matrix_hostname": MATRIX_HOSTNAME,
+    "hearth_synapse_trusted_key_servers": [],
+    "hearth_images": {
+        "postgres": "localhost/hearth/postgres:test",
+        "synapse": "localhost/hearth/synapse:test",
+        "nginx_proxy": "localhost/hearth/nginx:test",
+    },
+}
+
+
+@pytest.fixture(scope="session")
+def bed_images() -> Dict[str, Any]:
+    """Build (or reuse, by content hash) every local image once per session."""
+    os.environ.setdefault("HEARTH_BED_OWNER_PID", str(os.getpid()))
+    bed.gc()
+    return bed.build_images()
+
+
+@dataclass
+class BedTarget:
+    target: Any
+    workdir: Path
+
+    @property
+    def engine(self) -> str:
+        return self.target.engine
+
+    @property
+    def inventory(self) -> Path:
+        return self.workdir / "inventory.yml"
+
+    def port(self, container_port: int) -> int:
+        return int(self.target.ports[str(container_port)])
+
+    def sh(self, command: str, check: bool = True) -> Tuple[int, str]:
+        """Run a shell command on the target (podman exec; the SSH path is what Ansible uses)."""
+        proc = bed.exec_in_target(self.target, ["sh", "-c", command], check=False)
+        out = proc.stdout.decode(errors="replace") + proc.stderr.decode(errors="replace")
+        if check and proc.returncode != 0:
+            raise AssertionError("target command failed (%d): %s\n%s" % (proc.returncode, command, out))
+        return proc.returncode, out
+
+    def engine_cmd(self, args: str, check: bool = True) -> Tuple[int, str]:
+        return self.sh("%s %s" % (self.engine, args), check=check)
+
+
+def _start_target(engine: str, purpose: str) -> BedTarget:
+    workdir = Path(tempfile.mkdtemp(prefix="hearth-%s-%s-" % (purpose, engine)))
+    name = "%s-%s-%s" % (RUN_ID, purpose, engine)
+    target = bed.up(name, engine, workdir, owner_pid=os.getpid())
+    return BedTarget(target=target, workdir=workdir)
+
+
+def _stop_target(bed_target: BedTarget) -> None:
+    try:
+        bed.down(bed_target.target)
+    finally:
+        shutil.rmtree(bed_target.workdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def target_factory(engine: str, purpose: str) -> Iterator[BedTarget]:
+    bed_target = _start_target(engine, purpose)
+    try:
+        yield bed_target
+    finally:
+        _stop_target(bed_target)
+
+
+@dataclass
+class Stack:
+    """The whole stack converged by hearth.matrix.site on one target."""
+
+    bed: BedTarget
+    extra_vars: Dict[str, Any]
+    ca_file: Path
+    runs: List[PlaybookRun] = field(default_factory=list)
+
+    @property
+    def engine(self) -> str:
+        return self.bed.engine
+
+    @property
+    def base_url(self) -> str:
+        return "https://%s:%d" % (MATRIX_HOSTNAME, self.bed.port(443))
+
+    @property
+    def federation_url(self) -> str:
+        return "https://%s:%d" % (MATRIX_HOSTNAME, self.bed.port(8448))
+
+    def vars(self, overrides: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        merged = dict(self.extra_vars)
+        merged.update(overrides or {})
+        return merged
+
+    def converge(self, overrides: Optional[Dict[str, Any]] = None, playbook: str = "site.yml") -> PlaybookRun:
+        run = run_playbook(self.bed.inventory, PLAYBOOKS / playbook, self.vars(overrides))
+        self.runs.append(run)
+        return run
+
+    def register(self, user: str, password: str, admin: bool = False) -> PlaybookRun:
+        return run_playbook(self.bed.inventory, PLAYBOOKS / "register_user.yml", self.vars({
+            "hearth_user_name": user, "hearth_user_password": password, "hearth_user_admin": admin,
+        }))
+
+    def started_at(self, container: str) -> str:
+        _rc, out = self.bed.engine_cmd("inspect --format '{{.State.StartedAt}}' %s" % container)
+        return out.strip()
+
+
+def converged_stack(bed_target: BedTarget, extra: Optional[Dict[str, Any]] = None) -> Stack:
+    extra_vars = dict(BASE_VARS)
+    extra_vars["hearth_engine"] = bed_target.engine
+    extra_vars.update(extra or {})
+    stack = Stack(bed=bed_target, extra_vars=extra_vars, ca_file=bed_target.workdir / "ca.crt")
+    run = stack.converge()
+    assert run.rc == 0 and run.failed == 0, "first converge failed:\n" + run.tail(80)
+    _rc, ca_pem = bed_target.sh("cat /opt/hearth-matrix/nginx-proxy/tls/ca.crt")
+    stack.ca_file.write_text(ca_pem)
+    registered = stack.register(ADMIN_USER, ADMIN_PASSWORD, admin=True)
+    assert registered.rc == 0, "register_user failed:\n" + registered.tail(60)
+    return stack
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def stack(engine: str, bed_images: Dict[str, Any]) -> Iterator[Stack]:
+    """A target with the base stack (postgres, synapse, nginx_proxy) converged."""
+    with target_factory(engine, "stack") as bed_target:
+        yield converged_stack(bed_target)
+
+
+@pytest.fixture(scope="module")
+def fresh_target(engine: str, bed_images: Dict[str, Any]) -> Iterator[BedTarget]:
+    """A target with nothing deployed, for role-reuse and bad-input tests."""
+    with target_factory(engine, "fresh") as bed_target:
+        yield bed_target

@@ -1,0 +1,188 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, hearth.matrix contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Helpers shared by the integration tests: run playbooks, read recaps, talk to the target."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PLAYBOOKS = REPO_ROOT / "playbooks"
+_RECAP_RE = re.compile(
+    r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)\s+"
+    r"failed=(?P<failed>\d+)"
+)
+
+
+def collections_path() -> str:
+    """A temp ANSIBLE_COLLECTIONS_PATH where hearth.matrix resolves to this checkout."""
+    root = Path(tempfile.gettempdir()) / ("hearth-collections-%d" % os.getuid())
+    link = root / "ansible_collections" / "hearth" / "matrix"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.is_symlink() or link.resolve() != REPO_ROOT:
+        tmp_link = link.with_name("matrix.%d" % os.getpid())
+        tmp_link.symlink_to(REPO_ROOT)
+        os.replace(tmp_link, link)
+    return str(root)
+
+
+def ansible_env() -> Dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "ANSIBLE_COLLECTIONS_PATH": collections_path(),
+        "ANSIBLE_HOST_KEY_CHECKING": "False",
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_STDOUT_CALLBACK": "default",
+        "ANSIBLE_CALLBACK_RESULT_FORMAT": "yaml",
+        "ANSIBLE_PIPELINING": "True",
+        "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=60s",
+        "PYTHONUNBUFFERED": "1",
+    })
+    venv_bin = str(Path(sys.executable).parent)
+    env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "")
+    return env
+
+
+@dataclass
+class PlaybookRun:
+    rc: int
+    output: str
+    recap: Dict[str, Dict[str, int]]
+    seconds: float
+
+    @property
+    def changed(self) -> int:
+        return sum(host["changed"] for host in self.recap.values())
+
+    @property
+    def failed(self) -> int:
+        return sum(host["failed"] + host["unreachable"] for host in self.recap.values())
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.output.splitlines()[-lines:])
+
+
+def parse_recap(output: str) -> Dict[str, Dict[str, int]]:
+    recap: Dict[str, Dict[str, int]] = {}
+    in_recap = False
+    for line in output.splitlines():
+        if line.startswith("PLAY RECAP"):
+            in_recap = True
+            continue
+        match = _RECAP_RE.match(line.strip()) if in_recap else None
+        if match:
+            recap[match.group("host")] = {k: int(v) for k, v in match.groupdict().items() if k != "host"}
+    return recap
+
+
+def run_playbook(inventory: Path, playbook: Path, extra_vars: Optional[Mapping[str, Any]] = None,
+                 args: Optional[List[str]] = None, timeout: int = 1500) -> PlaybookRun:
+    """Run ansible-playbook against a bed target; never raises on a failed play."""
+    command = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(playbook)]
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(dict(extra_vars or {}), handle)
+        vars_file = handle.name
+    command += ["-e", "@" + vars_file] + list(args or [])
+    started = time.monotonic()
+    try:
+        proc = subprocess.run(command, env=ansible_env(), cwd=str(REPO_ROOT), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, timeout=timeout, check=False)
+    finally:
+        os.unlink(vars_file)
+    return PlaybookRun(rc=proc.returncode, output=proc.stdout, recap=parse_recap(proc.stdout),
+                       seconds=time.monotonic() - started)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 1.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    last_error: Optional[BaseException] = None
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except Exception as error:  # pylint: disable=broad-except  # keep polling; report the last one
+            last_error = error
+        time.sleep(interval)
+    raise AssertionError("timed out after %ss waiting for %s (last error: %r)" % (timeout, what, last_error))
+
+
+class LoopbackNames:
+    """Resolve the stack's public host names to 127.0.0.1 inside this test process only.
+
+    The target's 443/8448 are published on random loopback ports; certificates carry the
+    real names, so TLS is verified by name against the generated CA, never bypassed.
+    """
+
+    def __init__(self, names: List[str]) -> None:
+        self.names = set(names)
+        self._original = socket.getaddrinfo
+
+    def __enter__(self) -> "LoopbackNames":
+        original = self._original
+        names = self.names
+
+        def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(host, bytes):
+                host = host.decode()
+            return original("127.0.0.1" if host in names else host, *args, **kwargs)
+
+        socket.getaddrinfo = getaddrinfo  # type: ignore[assignment]
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        socket.getaddrinfo = self._original  # type: ignore[assignment]
+
+
+def ssl_context(ca_file: Path) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(ca_file))
+    context.check_hostname = True
+    return context
+
+
+def https_get(url: str, ca_file: Path, timeout: float = 10) -> "tuple[int, Dict[str, str], bytes]":
+    request = urllib.request.Request(url, headers={"User-Agent": "hearth-tests"})
+    try:
+        with urllib.request.urlopen(request, context=ssl_context(ca_file), timeout=timeout) as response:
+            return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, {k.lower(): v for k, v in error.headers.items()}, error.read()
+
+
+def http_get_no_redirect(url: str, timeout: float = 10) -> "tuple[int, Dict[str, str]]":
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:  # noqa: D401
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(url, timeout=timeout) as response:
+            return response.status, {k.lower(): v for k, v in response.headers.items()}
+    except urllib.error.HTTPError as error:
+        return error.code, {k.lower(): v for k, v in error.headers.items()}
+
+
+def quote(argv: List[str]) -> str:
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def iter_lines(text: str) -> Iterator[str]:
+    for line in text.splitlines():
+        line = line.strip()
+        if line:
+            yield line

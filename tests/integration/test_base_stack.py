@@ -1,0 +1,179 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, hearth.matrix contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Acceptance of the base stack (postgres, synapse, nginx_proxy) on a real systemd target.
+
+The tests of this module share one converged target per engine and run in file order:
+later tests (restart, kill, reboot) build on the state the earlier ones left.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Dict
+
+import pytest
+
+from conftest import ADMIN_PASSWORD, ADMIN_USER, MATRIX_HOSTNAME, SERVER_NAME, Stack
+from harness import LoopbackNames, http_get_no_redirect, https_get, ssl_context, wait_for
+from matrix_client import messages_in, round_trip
+
+STACK_CONTAINERS = ["hearth-postgres", "hearth-synapse", "hearth-nginx-proxy"]
+NAMES = [MATRIX_HOSTNAME, SERVER_NAME]
+
+# Remembered across the tests of one engine (module scope): what must survive re-runs.
+_memory: Dict[str, Dict[str, str]] = {}
+
+
+def _client_round_trip(stack: Stack, user: str = ADMIN_USER, password: str = ADMIN_PASSWORD):
+    with LoopbackNames(NAMES):
+        return round_trip(stack.base_url, "@%s:%s" % (user, SERVER_NAME), password, ssl_context(stack.ca_file))
+
+
+def _secrets_digest(stack: Stack) -> str:
+    _rc, out = stack.bed.sh(
+        "cd /opt/hearth-matrix && find . -type f \\( -name '*.key' -o -path '*secret*' -o -path '*tls*' \\) "
+        "-print0 | sort -z | xargs -0 sha256sum"
+    )
+    assert out.strip(), "no key or secret files found under /opt/hearth-matrix"
+    return out
+
+
+def test_client_round_trip_through_proxy(stack: Stack) -> None:
+    """1. register (shared secret), log in, create a room, send, read with a second session."""
+    user = "alice-%s" % uuid.uuid4().hex[:6]
+    password = "pw-" + uuid.uuid4().hex
+    registered = stack.register(user, password)
+    assert registered.rc == 0, registered.tail()
+    result = _client_round_trip(stack, user, password)
+    assert result.body in result.seen_by_second_session
+    _memory[stack.engine] = {"room_id": result.room_id, "body": result.body, "user": user, "password": password,
+                             "secrets": _secrets_digest(stack)}
+
+
+def test_federation_and_well_known(stack: Stack) -> None:
+    """2. key server on 8448; .well-known documents parse and point at the right places."""
+    with LoopbackNames(NAMES):
+        status, _headers, body = https_get(stack.federation_url + "/_matrix/key/v2/server", stack.ca_file)
+        assert status == 200, body
+        keys = json.loads(body)
+        assert keys["server_name"] == SERVER_NAME
+        assert keys["verify_keys"], keys
+
+        port = stack.bed.port(443)
+        status, headers, body = https_get("https://%s:%d/.well-known/matrix/client" % (SERVER_NAME, port), stack.ca_file)
+        assert status == 200, body
+        assert headers.get("access-control-allow-origin") == "*"
+        assert "application/json" in headers.get("content-type", "")
+        assert json.loads(body)["m.homeserver"]["base_url"] == "https://%s" % MATRIX_HOSTNAME
+
+        status, headers, body = https_get("https://%s:%d/.well-known/matrix/server" % (SERVER_NAME, port), stack.ca_file)
+        assert status == 200, body
+        assert json.loads(body)["m.server"] == "%s:443" % MATRIX_HOSTNAME
+
+    status, headers = http_get_no_redirect("http://127.0.0.1:%d/_matrix/client/versions" % stack.bed.port(80))
+    assert status in (301, 308), status
+    assert headers["location"].startswith("https://")
+
+
+@pytest.mark.parametrize("container", STACK_CONTAINERS)
+def test_container_hardening(stack: Stack, container: str) -> None:
+    """3. non-root, no capabilities, read-only root, no-new-privileges — from inspect and /proc."""
+    _rc, out = stack.bed.engine_cmd("inspect %s" % container)
+    info = json.loads(out)[0]
+    config, host = info["Config"], info["HostConfig"]
+    assert config["User"] and config["User"].split(":")[0] not in ("", "0", "root"), config["User"]
+    assert host["ReadonlyRootfs"] is True
+    assert any("no-new-privileges" in opt for opt in (host.get("SecurityOpt") or [])), host.get("SecurityOpt")
+    assert not host.get("CapAdd"), host.get("CapAdd")
+    # What the kernel says about the running process, independent of the engine's view.
+    _rc, status = stack.bed.engine_cmd("exec %s cat /proc/1/status" % container)
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    assert fields["Uid"].split()[1] != "0", fields["Uid"]
+    for cap_set in ("CapEff", "CapPrm", "CapBnd"):
+        assert int(fields[cap_set].strip(), 16) == 0, "%s=%s" % (cap_set, fields[cap_set])
+    assert fields["NoNewPrivs"].strip() == "1"
+
+
+def test_second_converge_changes_nothing(stack: Stack) -> None:
+    """4. changed=0 and no container restarted."""
+    before = {name: stack.started_at(name) for name in STACK_CONTAINERS}
+    run = stack.converge()
+    assert run.rc == 0, run.tail()
+    assert run.changed == 0, "second converge changed something:\n" + run.output
+    assert {name: stack.started_at(name) for name in STACK_CONTAINERS} == before
+
+
+def test_synapse_setting_restarts_only_synapse(stack: Stack) -> None:
+    """5. one Synapse setting changes: Synapse restarts, postgres and the proxy do not."""
+    before = {name: stack.started_at(name) for name in STACK_CONTAINERS}
+    stack.extra_vars["hearth_synapse_max_upload_size"] = "42M"
+    run = stack.converge()
+    assert run.rc == 0, run.tail()
+    after = {name: stack.started_at(name) for name in STACK_CONTAINERS}
+    assert after["hearth-synapse"] != before["hearth-synapse"]
+    assert after["hearth-postgres"] == before["hearth-postgres"]
+    assert after["hearth-nginx-proxy"] == before["hearth-nginx-proxy"]
+    _rc, conf = stack.bed.sh("cat /opt/hearth-matrix/synapse/config/homeserver.yaml")
+    assert "42M" in conf
+    wait_for(lambda: _client_round_trip(stack) is not None, 90, 3, "client after synapse restart")
+
+
+def test_killed_synapse_comes_back(stack: Stack) -> None:
+    """6a. kill the container: systemd restarts it, the proxy follows the new address."""
+    before = stack.started_at("hearth-synapse")
+    stack.bed.engine_cmd("kill hearth-synapse")
+
+    def restarted() -> bool:
+        rc, _out = stack.bed.sh("systemctl is-active hearth-synapse.service", check=False)
+        return rc == 0 and stack.started_at("hearth-synapse") != before
+
+    wait_for(restarted, 120, 2, "hearth-synapse restarted by systemd")
+    wait_for(lambda: _client_round_trip(stack) is not None, 120, 3, "client through the proxy after the kill")
+
+
+def test_reboot_brings_everything_back_without_ordering_cycle(stack: Stack) -> None:
+    """6b. reboot (with Docker 20.10.0's After=multi-user.target added): all back, no cycle."""
+    if stack.engine == "docker":
+        stack.bed.sh(
+            "mkdir -p /etc/systemd/system/docker.service.d && printf '[Unit]\\nAfter=multi-user.target\\n' "
+            "> /etc/systemd/system/docker.service.d/10-docker-20.10.0-after.conf && systemctl daemon-reload"
+        )
+        _rc, after = stack.bed.sh("systemctl show -p After docker.service")
+        assert "multi-user.target" in after
+    bed_module = __import__("bed")
+    bed_module.restart(stack.bed.target)
+
+    def all_active() -> bool:
+        rc, _out = stack.bed.sh("systemctl is-active %s" % " ".join(c + ".service" for c in STACK_CONTAINERS), check=False)
+        return rc == 0
+
+    wait_for(all_active, 240, 3, "all stack services active after reboot")
+    _rc, journal = stack.bed.sh("journalctl -b --no-pager | grep -i 'ordering cycle' || true")
+    assert "ordering cycle" not in journal.lower(), journal
+    wait_for(lambda: _client_round_trip(stack) is not None, 120, 3, "client after reboot")
+
+
+def test_keys_secrets_and_messages_survive_a_rerun(stack: Stack) -> None:
+    """7. signing key, secrets, and a message sent before re-runs are all still there."""
+    remembered = _memory.get(stack.engine)
+    assert remembered, "test_client_round_trip_through_proxy must run first"
+    run = stack.converge()
+    assert run.rc == 0, run.tail()
+    assert _secrets_digest(stack) == remembered["secrets"]
+    with LoopbackNames(NAMES):
+        bodies = messages_in(stack.base_url, "@%s:%s" % (remembered["user"], SERVER_NAME), remembered["password"],
+                             ssl_context(stack.ca_file), remembered["room_id"])
+    assert remembered["body"] in bodies
+
+
+def test_stop_and_start_playbooks(stack: Stack) -> None:
+    """The whole-stack stop/start playbooks follow the dependency order and really act."""
+    run = stack.converge(playbook="stop.yml")
+    assert run.rc == 0, run.tail()
+    rc, _out = stack.bed.sh("systemctl is-active hearth-synapse.service hearth-postgres.service", check=False)
+    assert rc != 0
+    run = stack.converge(playbook="start.yml")
+    assert run.rc == 0, run.tail()
+    wait_for(lambda: _client_round_trip(stack) is not None, 120, 3, "client after start.yml")
