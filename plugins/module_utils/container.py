@@ -182,7 +182,9 @@ def _parse_user(raw: Any, root_reason: Optional[str]) -> str:
     parts = user.split(":")
     if len(parts) > 2 or not all(_USER_RE.match(part) for part in parts):
         raise SpecError("user", "must be 'uid[:gid]' or 'name[:group]', got %r" % user)
-    if parts[0] in ("0", "root") and not root_reason:
+    # The engines read a numeric user as a number, so "00" or "000" is uid 0 as well.
+    is_root = parts[0] == "root" or (parts[0].isdigit() and int(parts[0]) == 0)
+    if is_root and not root_reason:
         raise SpecError(
             "user", "runs as root; set root_reason to document why this container needs it"
         )
@@ -412,19 +414,20 @@ def check_unique_names(specs: Sequence[ContainerSpec]) -> None:
 
 def check_port_clashes(specs: Sequence[ContainerSpec]) -> None:
     """A host port published by two containers fails only at start time; catch it earlier."""
-    owners: Dict[Tuple[int, str], Tuple[str, str]] = {}
+    # Every earlier publisher of a port is kept: comparing with the last one only would miss
+    # a clash with an earlier container on the same address.
+    owners: Dict[Tuple[int, str], List[Tuple[str, str]]] = {}
+    wild = ("0.0.0.0", "::")
     for spec in specs:
         for port in spec.ports:
             key = (port.host_port, port.protocol)
-            if key in owners:
-                other_name, other_address = owners[key]
-                wild = ("0.0.0.0", "::")
+            for other_name, other_address in owners.get(key, []):
                 if other_address == port.host_address or other_address in wild or port.host_address in wild:
                     raise SpecError(
                         "%s.ports" % spec.name,
                         "host port %d/%s is already published by %s" % (port.host_port, port.protocol, other_name),
                     )
-            owners[key] = (spec.name, port.host_address)
+            owners.setdefault(key, []).append((spec.name, port.host_address))
 
 
 # ---------------------------------------------------------------------------------------
