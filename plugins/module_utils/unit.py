@@ -80,12 +80,14 @@ def systemd_quote(arg: str) -> str:
     """Quote one argument for an Exec*= line.
 
     systemd expands ``%`` specifiers and ``$VAR`` in command lines, so both are doubled; any
-    argument with other special characters is double-quoted with C-style escapes.
+    argument with other special characters is double-quoted with C-style escapes. A raw line
+    break would end the directive and start a new one in the unit file, so it is escaped too.
     """
     escaped = arg.replace("%", "%%").replace("$", "$$")
     if escaped and _SAFE_ARG_RE.match(escaped):
         return escaped
-    return '"%s"' % escaped.replace("\\", "\\\\").replace('"', '\\"')
+    escaped = escaped.replace("\\", "\\\\").replace('"', '\\"')
+    return '"%s"' % escaped.replace("\n", "\\n").replace("\r", "\\r")
 
 
 def exec_line(argv: Sequence[str]) -> str:
