@@ -1,0 +1,186 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, hearth.matrix contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The unit model: the text systemd gets for one container service."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any, Dict, List
+
+import pytest
+
+from ansible_collections.hearth.matrix.plugins.module_utils.container import SpecError, container_spec_from_dict
+from ansible_collections.hearth.matrix.plugins.module_utils.unit import (
+    MANAGED_MARKER,
+    HostPaths,
+    UnitSpec,
+    check_unit_names,
+    exec_line,
+    render_unit,
+    systemd_quote,
+)
+
+DOCKER = HostPaths(engine="/usr/bin/docker", sh="/bin/sh")
+PODMAN = HostPaths(engine="/usr/bin/podman", sh="/usr/bin/sh")
+
+
+def unit_spec(engine: str = "docker", container: Dict[str, Any] = None, **kwargs: Any) -> UnitSpec:
+    raw = {"image": "localhost/hearth/synapse:test", "user": "991:991", "networks": ["hearth"]}
+    raw.update(container or {})
+    defaults: Dict[str, Any] = {
+        "container": container_spec_from_dict("hearth-synapse", raw),
+        "engine": engine,
+        "paths": DOCKER if engine == "docker" else PODMAN,
+        "engine_unit": "docker.service" if engine == "docker" else "",
+    }
+    defaults.update(kwargs)
+    return UnitSpec(**defaults)
+
+
+def directives(text: str, key: str) -> List[str]:
+    """Values of every `key=` line (a unit may repeat ExecStartPre= and friends)."""
+    return [line.split("=", 1)[1] for line in text.splitlines() if line.startswith(key + "=")]
+
+
+def sections(text: str) -> List[str]:
+    return [line for line in text.splitlines() if line.startswith("[")]
+
+
+def test_unit_shape() -> None:
+    text = render_unit(unit_spec(requires=("hearth-postgres.service",), wants=("hearth-mailer.service",)))
+    assert text.startswith(MANAGED_MARKER + "\n")
+    assert sections(text) == ["[Unit]", "[Service]", "[Install]"]
+    assert directives(text, "SyslogIdentifier") == ["hearth-synapse"]
+    assert directives(text, "DefaultDependencies") == ["no"]
+    # What DefaultDependencies=no would drop is added back explicitly.
+    assert directives(text, "Conflicts") == ["shutdown.target"]
+    assert directives(text, "Before") == ["shutdown.target"]
+    after = directives(text, "After")[0].split()
+    assert after[:3] == ["sysinit.target", "basic.target", "network-online.target"]
+    assert "docker.service" in after and "hearth-postgres.service" in after and "hearth-mailer.service" in after
+    assert directives(text, "Requires") == ["docker.service hearth-postgres.service"]
+    assert directives(text, "Wants") == ["network-online.target hearth-mailer.service"]
+    assert directives(text, "Restart") == ["always"]
+    assert directives(text, "RestartSec") == ["5"]
+    assert directives(text, "WantedBy") == ["multi-user.target"]
+    assert text.endswith("\n")
+
+
+def test_exec_lines_sequence_and_absolute_paths() -> None:
+    text = render_unit(unit_spec(container={"networks": ["hearth", "hearth-federation", "hearth-mail"], "stop_timeout": 45}))
+    pre = directives(text, "ExecStartPre")
+    assert pre[0] == "-/usr/bin/docker rm --force hearth-synapse"
+    assert pre[1].startswith("/usr/bin/docker create --name=hearth-synapse ")
+    assert pre[2:] == ["/usr/bin/docker network connect hearth-federation hearth-synapse",
+                       "/usr/bin/docker network connect hearth-mail hearth-synapse"]
+    assert directives(text, "ExecStart") == ["/usr/bin/docker start --attach hearth-synapse"]
+    assert directives(text, "ExecStop") == ["/usr/bin/docker stop --time=45 hearth-synapse"]
+    assert directives(text, "ExecStopPost") == ["-/usr/bin/docker rm --force hearth-synapse"]
+    assert directives(text, "TimeoutStopSec") == ["75"]
+    # systemd < v239 has no PATH lookup: every command starts with an absolute path.
+    for key in ("ExecStartPre", "ExecStart", "ExecStartPost", "ExecStop", "ExecStopPost"):
+        for value in directives(text, key):
+            assert value.lstrip("-").startswith("/"), (key, value)
+
+
+def test_podman_unit_has_no_engine_daemon_dependency() -> None:
+    text = render_unit(unit_spec("podman"))
+    assert "docker" not in text
+    assert directives(text, "Requires") == []
+    assert directives(text, "ExecStart") == ["/usr/bin/podman start --attach hearth-synapse"]
+    assert directives(text, "ExecStartPre")[1].startswith("/usr/bin/podman create ")
+
+
+def test_readiness_wait_uses_health_command() -> None:
+    text = render_unit(unit_spec(container={"healthcheck": {"command": ["pg_isready", "-U", "synapse"]}}, ready_timeout=30))
+    (post,) = directives(text, "ExecStartPost")
+    assert post.startswith('/bin/sh -c "')
+    # `$` is doubled for systemd, which turns `$$` back into `$` before sh sees it.
+    assert "$$((i+1))" in post and "[ $$i -ge 30 ]" in post
+    assert "/usr/bin/docker exec hearth-synapse pg_isready -U synapse" in post
+    assert directives(text, "TimeoutStartSec") == ["210"]
+
+
+def test_no_readiness_wait_without_healthcheck() -> None:
+    assert directives(render_unit(unit_spec()), "ExecStartPost") == []
+
+
+def test_fingerprint_and_description() -> None:
+    text = render_unit(unit_spec(fingerprint="sha1:abc image:sha256:def", description="Matrix homeserver"))
+    assert "# fingerprint: sha1:abc image:sha256:def" in text.splitlines()
+    assert directives(text, "Description") == ["Matrix homeserver"]
+    assert directives(render_unit(unit_spec()), "Description") == ["hearth-synapse"]
+    assert render_unit(unit_spec(fingerprint="a")) != render_unit(unit_spec(fingerprint="b"))
+
+
+def test_rendering_is_deterministic() -> None:
+    assert render_unit(unit_spec()) == render_unit(unit_spec())
+
+
+def test_duplicate_dependencies_listed_once() -> None:
+    text = render_unit(unit_spec(requires=("hearth-postgres.service",), after=("hearth-postgres.service", "docker.service")))
+    after = directives(text, "After")[0].split()
+    assert after.count("hearth-postgres.service") == 1 and after.count("docker.service") == 1
+
+
+@pytest.mark.parametrize("paths, field_name", [
+    (HostPaths(engine="docker", sh="/bin/sh"), "engine_path"),
+    (HostPaths(engine="/usr/bin/docker", sh="sh"), "sh_path"),
+    (HostPaths(engine="", sh="/bin/sh"), "engine_path"),
+])
+def test_relative_command_paths_are_rejected(paths: HostPaths, field_name: str) -> None:
+    with pytest.raises(SpecError) as info:
+        render_unit(unit_spec(paths=paths))
+    assert info.value.field == field_name
+
+
+# --- quoting for Exec lines -------------------------------------------------------------------
+
+@pytest.mark.parametrize("arg, quoted", [
+    ("plain", "plain"),
+    ("--name=hearth-synapse", "--name=hearth-synapse"),
+    ("$HOME", '"$$HOME"'),
+    ("100%", "100%%"),
+    ("%h/$USER", '"%%h/$$USER"'),
+    ("two words", '"two words"'),
+    ('say "hi"', '"say \\"hi\\""'),
+    ("back\\slash", '"back\\\\slash"'),
+    ("", '""'),
+    (";", '";"'),
+    ("line\nbreak", '"line\\nbreak"'),
+])
+def test_systemd_quote(arg: str, quoted: str) -> None:
+    assert systemd_quote(arg) == quoted
+
+
+def _systemd_unquote_line(line: str) -> List[str]:
+    """Undo systemd's escaping for the subset systemd_quote produces (test oracle)."""
+    words = shlex.split(line.replace("\\n", "\n"), posix=True)
+    return [word.replace("%%", "%").replace("$$", "$") for word in words]
+
+
+def test_exec_line_round_trips_awkward_arguments() -> None:
+    argv = ["/usr/bin/docker", "create", "--env=GREETING=hello world", "--label=a=$x", "--health-cmd=test -f '%s'", "it's"]
+    assert _systemd_unquote_line(exec_line(argv)) == argv
+
+
+def test_newline_in_an_argument_cannot_break_the_unit() -> None:
+    text = render_unit(unit_spec(container={"command": ["sh", "-c", "echo a\nExecStartPre=/bin/evil"]}))
+    assert not any(line.startswith("ExecStartPre=/bin/evil") for line in text.splitlines())
+    assert all("=" in line or line.startswith(("#", "[")) or not line for line in text.splitlines())
+
+
+@pytest.mark.parametrize("names, ok", [
+    (["hearth-postgres.service", "network-online.target", "getty@tty1.service"], True),
+    (["hearth-postgres"], False),
+    (["a b.service"], False),
+    ([42], False),
+])
+def test_check_unit_names(names: List[Any], ok: bool) -> None:
+    if ok:
+        assert check_unit_names("requires", names) == tuple(names)
+    else:
+        with pytest.raises(SpecError) as info:
+            check_unit_names("requires", names)
+        assert info.value.field == "requires[0]"
