@@ -1,0 +1,194 @@
+"""Build the bed's images from the recipes in tests/bed/images, cached by content.
+
+Every image gets two tags:
+  localhost/hearth-test/<name>:<recipe hash>  exact build, used to decide "already built"
+  localhost/hearth/<name>:<stable tag>        what roles, tests and child recipes refer to
+The recipe hash covers every file of the recipe directory plus the id of the parent
+image, so changing a recipe or rebuilding the base rebuilds exactly what depends on it.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from .shell import BedError, PODMAN, cache_dir, file_lock, podman, run
+
+RECIPES = Path(__file__).resolve().parent.parent / "images"
+HASH_LABEL = "hearth.bed.recipe-hash"
+BASE = "base"
+TARGET = "target"
+COMPONENTS = ("synapse", "postgres", "nginx", "exim", "sydent")
+# Two builds at a time: the bed machines have 2 cores and builds are mostly downloads.
+PARALLEL_BUILDS = int(os.environ.get("HEARTH_BED_PARALLEL", "2"))
+
+
+@dataclass(frozen=True)
+class Image:
+    """One buildable image of the bed."""
+
+    recipe: str        # directory under tests/bed/images
+    repo: str          # image name below localhost/hearth/
+    stable_tag: str
+
+    @property
+    def ref(self) -> str:
+        """The stable reference roles and tests use."""
+        return f"localhost/hearth/{self.repo}:{self.stable_tag}"
+
+    def hash_ref(self, recipe_hash: str) -> str:
+        return f"localhost/hearth-test/{self.repo}:{recipe_hash}"
+
+
+IMAGES: dict[str, Image] = {
+    BASE: Image(BASE, "debian", "bookworm"),
+    TARGET: Image(TARGET, "target", "test"),
+    **{name: Image(name, name, "test") for name in COMPONENTS},
+}
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    name: str
+    ref: str
+    recipe_hash: str
+    built: bool        # False: the cached image was reused
+    seconds: float
+
+
+def recipe_hash(recipe: str, parent_id: str = "") -> str:
+    """sha256 of the recipe directory (paths, exec bits, contents) and the parent id."""
+    digest = hashlib.sha256(parent_id.encode())
+    root = RECIPES / recipe
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = path.relative_to(root).as_posix()
+        executable = "x" if os.access(path, os.X_OK) else "-"
+        digest.update(f"\0{rel}\0{executable}\0".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def image_id(ref: str) -> str | None:
+    proc = run([PODMAN, "image", "inspect", "--format", "{{.Id}}", ref], check=False)
+    return proc.stdout.decode().strip() if proc.returncode == 0 else None
+
+
+def host_ca_bundle() -> Path:
+    """The CA bundle pip must trust inside builds (TLS is intercepted on bed machines)."""
+    for candidate in (os.environ.get("PIP_CERT"), os.environ.get("SSL_CERT_FILE"),
+                      "/etc/ssl/certs/ca-certificates.crt"):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    raise BedError("no CA bundle found for pip inside builds (set PIP_CERT)")
+
+
+def _log_path(name: str) -> Path:
+    logs = cache_dir() / "logs"
+    logs.mkdir(exist_ok=True)
+    path = logs / f"{name}.log"
+    path.write_text("")
+    return path
+
+
+def _build_base(image: Image, h: str) -> None:
+    log = _log_path(image.recipe)
+    with log.open("ab") as log_handle:
+        rootfs = subprocess.Popen([str(RECIPES / BASE / "make-rootfs")],
+                                  stdout=subprocess.PIPE, stderr=log_handle)
+        assert rootfs.stdout is not None
+        importer = subprocess.run(
+            [PODMAN, "import", "--change", 'CMD ["/bin/bash"]',
+             "--change", f"LABEL {HASH_LABEL}={h}", "-", image.hash_ref(h)],
+            stdin=rootfs.stdout, stdout=log_handle, stderr=subprocess.STDOUT, check=False)
+        rootfs.stdout.close()
+        if rootfs.wait() != 0 or importer.returncode != 0:
+            raise BedError(f"base image build failed, see {log}:\n"
+                           + "\n".join(log.read_text(errors="replace").splitlines()[-30:]))
+
+
+def _build_containerfile(image: Image, h: str, base_ref: str) -> None:
+    run([PODMAN, "build", "--layers", "--pull=never",
+         "--build-arg", f"BASE={base_ref}",
+         "--secret", f"id=hostca,src={host_ca_bundle()}",
+         "--label", f"{HASH_LABEL}={h}",
+         "-t", image.hash_ref(h), str(RECIPES / image.recipe)],
+        stdout_path=_log_path(image.recipe))
+
+
+def _drop_old_builds(image: Image, keep: str) -> None:
+    """Untag earlier builds of this image so the machine does not fill up."""
+    listing = podman("images", "--format", "{{.Repository}}:{{.Tag}}",
+                     f"localhost/hearth-test/{image.repo}")
+    prefix = f"localhost/hearth-test/{image.repo}:"
+    # The listing also names other tags of the same images (the stable tag): skip those.
+    for ref in listing.splitlines():
+        if ref.startswith(prefix) and ref != image.hash_ref(keep):
+            podman("rmi", ref, check=False)
+
+
+def _ensure(name: str, parent_id: str, base_ref: str) -> BuildResult:
+    image = IMAGES[name]
+    h = recipe_hash(image.recipe, parent_id)
+    start = time.monotonic()
+    built = image_id(image.hash_ref(h)) is None
+    if built:
+        if name == BASE:
+            _build_base(image, h)
+        else:
+            _build_containerfile(image, h, base_ref)
+    podman("tag", image.hash_ref(h), image.ref)
+    if built:
+        _drop_old_builds(image, h)
+    return BuildResult(name, image.ref, h, built, round(time.monotonic() - start, 1))
+
+
+def build_images(names: list[str] | None = None) -> dict[str, BuildResult]:
+    """Build (or reuse) the base, the target and the component images.
+
+    names: subset of IMAGES (the base is always ensured). Returns results by name.
+    """
+    wanted = [n for n in (names or list(IMAGES)) if n != BASE]
+    unknown = [n for n in wanted if n not in IMAGES]
+    if unknown:
+        raise BedError(f"unknown image(s): {', '.join(unknown)}; known: {', '.join(IMAGES)}")
+    with file_lock(cache_dir() / "build.lock"):
+        results = {BASE: _ensure(BASE, "", "")}
+        base = IMAGES[BASE]
+        base_ref = base.hash_ref(results[BASE].recipe_hash)
+        base_id = image_id(base_ref) or ""
+        with ThreadPoolExecutor(max_workers=PARALLEL_BUILDS) as pool:
+            futures = {n: pool.submit(_ensure, n, base_id, base_ref) for n in wanted}
+            for name, future in futures.items():
+                results[name] = future.result()
+    return results
+
+
+def images_archive(names: list[str]) -> Path:
+    """One docker-archive holding the given images (stable tags), cached by their ids.
+
+    Both `podman load` and `docker load` read it, so targets need no registry.
+    """
+    refs = [IMAGES[n].ref for n in names]
+    ids = [image_id(ref) or "" for ref in refs]
+    if not all(ids):
+        raise BedError(f"images missing, run `bed.py build` first: {refs}")
+    key = hashlib.sha256("\n".join(refs + ids).encode()).hexdigest()[:16]
+    archives = cache_dir() / "archives"
+    archives.mkdir(exist_ok=True)
+    archive = archives / f"images-{key}.tar"
+    with file_lock(cache_dir() / "archive.lock"):
+        if not archive.exists():
+            partial = archive.with_suffix(".partial")
+            partial.unlink(missing_ok=True)
+            podman("save", "--multi-image-archive", "--format", "docker-archive",
+                   "-o", str(partial), *refs)
+            partial.rename(archive)   # a crash never leaves a truncated archive behind
+            # Older archives of other image sets: kept a while for concurrent runs.
+            for old in archives.glob("images-*.tar"):
+                if old != archive and time.time() - old.stat().st_mtime > 3600:
+                    old.unlink(missing_ok=True)
+    return archive
