@@ -206,10 +206,14 @@ def build_unit_spec(params: Dict[str, Any]) -> UnitSpec:
     engine_unit = params["engine_unit"]
     if engine_unit:
         check_unit_names("engine_unit", [engine_unit])
+    # Checked here, not only in render_unit, so that a relative path fails with its field
+    # name instead of a traceback.
+    paths = HostPaths(engine=params["engine_path"], sh=params["sh_path"])
+    paths.validate()
     return UnitSpec(
         container=container_spec_from_dict(params["name"], params["container"]),
         engine=params["engine"],
-        paths=HostPaths(engine=params["engine_path"], sh=params["sh_path"]),
+        paths=paths,
         description=params["description"],
         engine_unit=engine_unit,
         requires=check_unit_names("requires", params["requires"]),
