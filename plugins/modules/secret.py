@@ -102,7 +102,10 @@ def _write_new(module: AnsibleModule, path: str, value: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="ascii") as handle:
             handle.write(value + "\n")
-        module.atomic_move(tmp_path, path)
+        # os.rename, not module.atomic_move: atomic_move chmods a file it creates to
+        # 0666 & ~umask (0644), which would expose the secret until the final chmod. The
+        # temporary file is in the same directory, so the rename is atomic all the same.
+        os.rename(tmp_path, path)
     finally:
         if os.path.exists(tmp_path):
             os.unlink(tmp_path)
