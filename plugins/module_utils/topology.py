@@ -398,4 +398,3 @@ def _element(inp: StackInput, identity: str) -> Dict[str, Any]:
     if identity:
         config["default_server_config"]["m.identity_server"] = {"base_url": identity}
     return {"hostname": inp.element_hostname, "config": config}
-

@@ -170,4 +170,3 @@ def render_unit(spec: UnitSpec) -> str:
         "",
     ]
     return "\n".join(lines)
-
