@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, hearth.matrix contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -112,7 +111,7 @@ def render_stack(stack: Dict[str, Any]) -> int:
 
 def measure(function: Callable[[], Any], runs: int) -> List[float]:
     timings = []
-    for _ in range(runs):
+    for _run in range(runs):
         start = time.perf_counter()
         function()
         timings.append((time.perf_counter() - start) * 1000.0)

@@ -319,7 +319,7 @@ def test_full_stack_order_is_topological() -> None:
 
 def test_random_dags_are_ordered_topologically() -> None:
     rng = random.Random(2)
-    for _ in range(20):
+    for _round in range(20):
         count = rng.randint(2, 30)
         extra = []
         for index in range(count):

@@ -49,8 +49,14 @@ def gather(host: FakeHost, engine: str = "docker", cgroup_v2: bool = True, euid:
             return cgroup_v2
         return real_exists(path)
 
-    with mock.patch.object(basic.AnsibleModule, "get_bin_path", lambda self, *a, **k: host.get_bin_path(self, *a, **k)), \
-            mock.patch.object(basic.AnsibleModule, "run_command", lambda self, *a, **k: host.run_command(self, *a, **k)), \
+    def get_bin_path(module: basic.AnsibleModule, *args: Any, **kwargs: Any) -> Optional[str]:
+        return host.get_bin_path(module, *args, **kwargs)
+
+    def run_command(module: basic.AnsibleModule, *args: Any, **kwargs: Any) -> Tuple[int, str, str]:
+        return host.run_command(module, *args, **kwargs)
+
+    with mock.patch.object(basic.AnsibleModule, "get_bin_path", get_bin_path), \
+            mock.patch.object(basic.AnsibleModule, "run_command", run_command), \
             mock.patch.object(host_facts.os.path, "exists", exists), \
             mock.patch.object(host_facts.os, "geteuid", lambda: euid):
         return run_module(host_facts.main, {"engine": engine}, **kwargs)
