@@ -52,8 +52,9 @@ init_cluster() {
     # A temporary server on the socket only, to create the database and run init scripts.
     pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start
     if [ "$db" != postgres ]; then
-        psql -v ON_ERROR_STOP=1 --username "$user" --dbname postgres \
-            --set db="$db" -c 'CREATE DATABASE :"db"'
+        # Through stdin: psql expands :"db" (safe identifier quoting) only there, not in -c.
+        psql -v ON_ERROR_STOP=1 --username "$user" --dbname postgres --set db="$db" \
+            <<< 'CREATE DATABASE :"db";'
     fi
     local f
     for f in /docker-entrypoint-initdb.d/*; do
