@@ -125,7 +125,7 @@ EXAMPLES = r"""
         - {source: /opt/hearth-matrix/synapse/config, target: /config}
         - {source: /opt/hearth-matrix/synapse/data, target: /data, read_only: false}
       healthcheck:
-        command: [python3, -c, "import urllib.request; urllib.request.urlopen('http://localhost:8008/health')"]
+        command: [/usr/local/bin/healthcheck]
   register: synapse_unit
 
 - name: Remove the identity server service

@@ -108,7 +108,7 @@ def test_second_converge_changes_nothing(stack: Stack) -> None:
 def test_synapse_setting_restarts_only_synapse(stack: Stack) -> None:
     """5. one Synapse setting changes: Synapse restarts, postgres and the proxy do not."""
     before = {name: stack.started_at(name) for name in STACK_CONTAINERS}
-    stack.extra_vars["hearth_synapse_max_upload_size"] = "42M"
+    stack.extra_vars["synapse_max_upload_size"] = "42M"
     run = stack.converge()
     assert run.rc == 0, run.tail()
     after = {name: stack.started_at(name) for name in STACK_CONTAINERS}
