@@ -38,6 +38,9 @@ ADMIN_USER = "admin"
 CA_ON_TARGET = "/opt/hearth-matrix/nginx-proxy/tls/ca.crt"
 
 SANDBOX_VARS: Dict[str, Any] = {
+    # The bed's inventory lists its target under "all" (the playbooks default to the
+    # matrix_servers group of a real inventory).
+    "hearth_hosts": "all",
     "hearth_server_name": SERVER_NAME,
     "hearth_matrix_hostname": MATRIX_HOSTNAME,
     # A sandbox has no route to the internet: no remote key servers.

@@ -37,6 +37,9 @@ ADMIN_PASSWORD = "admin-" + uuid.uuid4().hex
 # The short vars file a user writes, plus what a closed test network needs (no key server
 # on the internet, the locally built images).
 BASE_VARS: Dict[str, Any] = {
+    # The bed's inventory lists its target under "all" (the playbooks default to the
+    # matrix_servers group of a real inventory).
+    "hearth_hosts": "all",
     "hearth_server_name": SERVER_NAME,
     "hearth_matrix_hostname": MATRIX_HOSTNAME,
     "hearth_synapse_trusted_key_servers": [],
