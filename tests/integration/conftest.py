@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
+from pytest_ansible.host_manager.utils import get_host_manager
 
 from harness import REPO_ROOT, PLAYBOOKS, PlaybookRun, run_playbook
 
@@ -63,6 +64,7 @@ def bed_images() -> Dict[str, Any]:
 class BedTarget:
     target: Any
     workdir: Path
+    _hosts: Any = None
 
     @property
     def engine(self) -> str:
@@ -75,13 +77,24 @@ class BedTarget:
     def port(self, container_port: int) -> int:
         return int(self.target.ports[str(container_port)])
 
+    def hosts(self) -> Any:
+        """pytest-ansible's host manager for this target: real SSH, like the playbooks."""
+        if self._hosts is None:
+            os.environ.update(ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_DEPRECATION_WARNINGS="False")
+            self._hosts = get_host_manager(inventory=str(self.inventory), host_pattern="all")
+        return self._hosts
+
     def sh(self, command: str, check: bool = True) -> Tuple[int, str]:
-        """Run a shell command on the target (podman exec; the SSH path is what Ansible uses)."""
-        proc = bed.exec_in_target(self.target, ["sh", "-c", command], check=False)
-        out = proc.stdout.decode(errors="replace") + proc.stderr.decode(errors="replace")
-        if check and proc.returncode != 0:
-            raise AssertionError("target command failed (%d): %s\n%s" % (proc.returncode, command, out))
-        return proc.returncode, out
+        """Run a shell command on the target over SSH through pytest-ansible."""
+        results = self.hosts().all.shell(command)
+        result = next(iter(results.values()))
+        rc = int(result.get("rc", 1 if result.get("failed") or result.get("unreachable") else 0))
+        out = (result.get("stdout") or "") + (result.get("stderr") or "")
+        if result.get("unreachable"):
+            out += result.get("msg", "")
+        if check and rc != 0:
+            raise AssertionError("target command failed (%d): %s\n%s" % (rc, command, out))
+        return rc, out
 
     def engine_cmd(self, args: str, check: bool = True) -> Tuple[int, str]:
         return self.sh("%s %s" % (self.engine, args), check=check)
