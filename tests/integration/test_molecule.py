@@ -4,10 +4,10 @@
 """Runs every molecule scenario of the collection (molecule/<engine>/) end to end.
 
 Each scenario brings up a test bed target, converges hearth.matrix.site over SSH, checks
-idempotence, verifies and destroys the target. pytest-ansible finds the scenarios (git
-ls-files **/molecule/*/molecule.yml from the rootdir) and its ``molecule_scenario`` fixture
-runs ``python -m molecule test -s <name>``; molecule's output goes straight to this
-process's stdout, so pytest shows it with a failing test (or live with ``-s``).
+idempotence, verifies and destroys the target. pytest-ansible's ``molecule_scenario``
+fixture is parametrized with the scenarios tracked by git and runs
+``python -m molecule test -s <name>``; molecule's output goes straight to this process's
+stdout, so pytest shows it with a failing test (or live with ``-s``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any, List
 
 import pytest
+from pytest_ansible.molecule import MoleculeScenario
+from pytest_ansible.plugin import scenarios as discovered_scenarios
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,21 +34,32 @@ def _tracked_scenarios() -> List[str]:
     return sorted(Path(line).parent.name for line in listing.splitlines())
 
 
-def test_every_scenario_is_collected() -> None:
-    """Guards against a silent skip: pytest-ansible looks for scenarios below the rootdir,
-    and an empty parameter set would only show up as a skipped test."""
-    # The list the molecule_scenario fixture is parametrized from (filled at configure time).
-    from pytest_ansible.plugin import scenarios  # pylint: disable=import-outside-toplevel
+def _add_scenarios_outside_rootdir() -> None:
+    """pytest-ansible lists scenarios with git ls-files from pytest's rootdir, and
+    tests/integration/pytest.ini makes that directory the rootdir, below which there are
+    none. The fixture is parametrized from this list after the module is imported, so the
+    repository's scenarios are added here, with the repository root as their directory."""
+    known = {scenario.name for scenario in discovered_scenarios}
+    for name in _tracked_scenarios():
+        if name not in known:
+            discovered_scenarios.append(
+                MoleculeScenario(name=name, parent_directory=REPO_ROOT, test_id=name))
 
-    assert sorted(scenario.name for scenario in scenarios) == _tracked_scenarios(), (
-        "pytest-ansible did not find every molecule scenario; run pytest with the "
-        "repository root as rootdir (e.g. `python -m pytest --rootdir=. tests/integration`)"
-    )
+
+_add_scenarios_outside_rootdir()
+
+
+def test_every_scenario_is_collected() -> None:
+    """Guards against a silent skip: an empty parameter set would only show up as a
+    skipped test."""
+    tracked = _tracked_scenarios()
+    assert tracked, "no molecule/*/molecule.yml tracked by git"
+    assert sorted(scenario.name for scenario in discovered_scenarios) == tracked
 
 
 def test_molecule_scenario(molecule_scenario: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    # pytest-ansible records the scenario's project directory relative to the rootdir and
-    # molecule needs the venv's ansible-* commands on PATH.
+    # A scenario pytest-ansible found itself has its project directory relative to the
+    # rootdir; molecule needs the venv's ansible-* commands on PATH.
     monkeypatch.chdir(REPO_ROOT)
     venv_bin = str(Path(sys.executable).parent)
     monkeypatch.setenv("PATH", venv_bin + os.pathsep + os.environ.get("PATH", ""))
