@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Print the pid of the `molecule test` process above this one, or nothing.
 
 create.yml hands it to `bed.py up --owner-pid`: when `molecule test` is killed before its
