@@ -22,7 +22,7 @@ RECIPES = Path(__file__).resolve().parent.parent / "images"
 HASH_LABEL = "hearth.bed.recipe-hash"
 BASE = "base"
 TARGET = "target"
-COMPONENTS = ("synapse", "postgres", "nginx", "exim", "sydent")
+COMPONENTS = ("synapse", "postgres", "nginx", "exim", "sydent", "gateway-standin")
 # Two builds at a time: the bed machines have 2 cores and builds are mostly downloads.
 PARALLEL_BUILDS = int(os.environ.get("HEARTH_BED_PARALLEL", "2"))
 

@@ -1,0 +1,372 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, hearth.matrix contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The whole stack of issue 5 (mailer, identity, corporal, element) wired by hearth.matrix.site.
+
+One target per engine, converged first with every component enabled; the tests then run in
+file order and the later ones change the combination of enabled components (each converge
+builds on the state the previous one left, which is also what an operator does).
+
+Stand-ins, said plainly:
+- corporal: the real matrix-corporal image cannot be built or pulled here. The corporal role
+  runs ``localhost/hearth/gateway-standin:test`` instead (tests/bed/images/gateway-standin):
+  a tiny Python reverse proxy that is NOT corporal and enforces no policy. It reads the
+  config.json the role rendered for corporal, forwards to the homeserver API named there and
+  records each request path, which proves the proxy's client-API route live. Everything else
+  about corporal is checked with real parts: its config against the documented schema, and
+  a shared-secret-auth login against the real Synapse with the secret corporal was given.
+- element: Element's web bundle is not obtainable either; the element role serves its
+  placeholder page (``element_placeholder``) from the bed's nginx image. config.json is the
+  real generated file.
+- mail: Exim (real) relays to a throw-away SMTP sink (smtp_sink.py) the tests start in a
+  container on the stack network of the target.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, FrozenSet, Iterator, List
+
+import jsonschema
+import pytest
+import yaml
+
+from conftest import (ADMIN_PASSWORD, ADMIN_USER, BASE_VARS, MATRIX_HOSTNAME, SERVER_NAME, Stack, converged_stack,
+                      target_factory)
+from full_stack_client import (header, https_json, message_texts, password_login, shared_secret_login,
+                               shared_secret_token)
+from harness import REPO_ROOT, LoopbackNames, https_get, ssl_context, wait_for
+from matrix_client import round_trip
+
+ELEMENT_HOSTNAME = "element.%s" % SERVER_NAME
+NAMES = [MATRIX_HOSTNAME, SERVER_NAME, ELEMENT_HOSTNAME]
+OUR_IDENTITY = "https://%s" % MATRIX_HOSTNAME
+# Named when the identity role is off; never contacted (the test network has no internet).
+PUBLIC_IDENTITY = "https://identity.example.test"
+
+SERVICES = {
+    "postgres": "hearth-postgres", "synapse": "hearth-synapse", "nginx_proxy": "hearth-nginx-proxy",
+    "mailer": "hearth-mailer", "identity": "hearth-identity", "corporal": "hearth-corporal",
+    "element": "hearth-element",
+}
+OPTIONAL = ("mailer", "identity", "corporal", "element")
+BASE_DIR = "/opt/hearth-matrix"
+
+SINK_NAME = "hearth-test-smtp-sink"
+SINK_PORT = 2525
+SINK_DIR_ON_TARGET = "/opt/hearth-test"
+STANDIN_IMAGE = "localhost/hearth/gateway-standin:test"
+STANDIN_RECORD = BASE_DIR + "/corporal/var/standin-requests.log"
+CORPORAL_SCHEMA = REPO_ROOT / "roles" / "corporal" / "files" / "config.schema.json"
+
+# A closed test network: generous login limits (Synapse's default lets 5 logins burst per
+# address, and these tests log in far more often than a person would).
+_RATE = {"per_second": 50, "burst_count": 500}
+FULL_VARS: Dict[str, Any] = {
+    "hearth_images": dict(BASE_VARS["hearth_images"], **{
+        "mailer": "localhost/hearth/exim:test",
+        "identity": "localhost/hearth/sydent:test",
+        "element": "localhost/hearth/nginx:test",
+        "corporal": STANDIN_IMAGE,
+    }),
+    "hearth_public_identity_server": PUBLIC_IDENTITY,
+    "mailer_exim_binary": "exim",
+    "mailer_smarthost_host": SINK_NAME,
+    "mailer_smarthost_port": SINK_PORT,
+    "mailer_smarthost_security": "none",
+    "mailer_queue_interval": "1m",
+    "element_placeholder": True,
+    # The stand-in (not corporal) started through the corporal role's own variables.
+    "corporal_container_entrypoint": "python3",
+    "corporal_container_command": ["/opt/gateway-standin/gateway_standin.py", "--config", "/config/config.json",
+                                   "--record", "/var/matrix-corporal/standin-requests.log"],
+    "corporal_healthcheck_command": [
+        "python3", "-c",
+        "import urllib.request; urllib.request.urlopen('http://127.0.0.1:41080/_hearth_standin/health', timeout=4)",
+    ],
+    "synapse_extra_config": {"rc_login": {"address": _RATE, "account": _RATE, "failed_attempts": _RATE}},
+}
+
+
+def _flags(enabled: FrozenSet[str]) -> Dict[str, bool]:
+    return {"hearth_%s_enabled" % name: name in enabled for name in OPTIONAL}
+
+
+ALL = frozenset(OPTIONAL)
+
+
+@dataclass
+class FullStack:
+    stack: Stack
+    enabled: FrozenSet[str]
+
+    @property
+    def bed(self) -> Any:
+        return self.stack.bed
+
+    @property
+    def engine(self) -> str:
+        return self.stack.engine
+
+    def url(self, host: str, path: str) -> str:
+        return "https://%s:%d%s" % (host, self.bed.port(443), path)
+
+    def converge_to(self, enabled: FrozenSet[str]) -> None:
+        self.stack.extra_vars.update(_flags(enabled))
+        run = self.stack.converge()
+        assert run.rc == 0 and run.failed == 0, "converge to %s failed:\n%s" % (sorted(enabled), run.tail(80))
+        self.enabled = enabled
+
+    def read(self, path: str) -> str:
+        return self.bed.sh("cat %s" % path)[1]
+
+
+def _start_smtp_sink(full: FullStack) -> None:
+    """The sink in a container on the stack network, so Exim reaches it by name."""
+    bed = full.bed
+    bed.sh("mkdir -p %s" % SINK_DIR_ON_TARGET)
+    results = bed.hosts().all.copy(src=str(Path(__file__).with_name("smtp_sink.py")),
+                                   dest=SINK_DIR_ON_TARGET + "/smtp_sink.py", mode="0644")
+    assert not next(iter(results.values())).get("failed"), results
+    bed.engine_cmd("rm -f %s" % SINK_NAME, check=False)
+    bed.engine_cmd(
+        "run -d --name %s --network hearth --user 991:991 --cap-drop=ALL --security-opt no-new-privileges "
+        "--read-only --tmpfs /tmp -v %s:/sink:ro --entrypoint python3 %s /sink/smtp_sink.py --port %d --dir /tmp/mail"
+        % (SINK_NAME, SINK_DIR_ON_TARGET, STANDIN_IMAGE, SINK_PORT))
+    wait_for(lambda: full.bed.engine_cmd("exec %s test -f /tmp/mail/messages.jsonl" % SINK_NAME, check=False)[0] == 0,
+             30, 1, "SMTP sink up")
+
+
+def _sink_messages(full: FullStack) -> List[Dict[str, Any]]:
+    _rc, out = full.bed.engine_cmd("exec %s cat /tmp/mail/messages.jsonl" % SINK_NAME)
+    return [json.loads(line) for line in out.splitlines() if line.strip().startswith("{")]
+
+
+@pytest.fixture(scope="module")
+def full(engine: str, bed_images: Dict[str, Any]) -> Iterator[FullStack]:
+    """A target converged with every component on (the first combination of the matrix)."""
+    with target_factory(engine, "full") as bed_target:
+        stack = converged_stack(bed_target, dict(FULL_VARS, **_flags(ALL)))
+        full_stack = FullStack(stack=stack, enabled=ALL)
+        _start_smtp_sink(full_stack)
+        yield full_stack
+
+
+def _client_round_trip(full: FullStack) -> None:
+    with LoopbackNames(NAMES):
+        result = round_trip(full.stack.base_url, "@%s:%s" % (ADMIN_USER, SERVER_NAME), ADMIN_PASSWORD,
+                            ssl_context(full.stack.ca_file))
+    assert result.body in result.seen_by_second_session
+
+
+def _synapse_config(full: FullStack) -> Dict[str, Any]:
+    return yaml.safe_load(full.read(BASE_DIR + "/synapse/config/homeserver.yaml"))
+
+
+def _standin_record(full: FullStack) -> str:
+    return full.bed.sh("cat %s 2>/dev/null || true" % STANDIN_RECORD)[1]
+
+
+def assert_consistent(full: FullStack) -> None:
+    """Units, containers, Synapse's config, well-known, Element and the proxy agree with the
+    enabled set; the base client round trip passes."""
+    enabled = full.enabled | {"postgres", "synapse", "nginx_proxy"}
+    for component, service in SERVICES.items():
+        unit = "/etc/systemd/system/%s.service" % service
+        inspect_rc, _out = full.bed.engine_cmd("container inspect %s" % service, check=False)
+        if component in enabled:
+            rc, state = full.bed.sh("systemctl is-active %s.service" % service, check=False)
+            assert rc == 0, "%s should run: %s" % (service, state)
+            assert inspect_rc == 0, "%s: no container" % service
+        else:
+            assert full.bed.sh("test -e %s" % unit, check=False)[0] != 0, "%s should be removed" % unit
+            assert inspect_rc != 0, "container %s should be removed" % service
+
+    identity = OUR_IDENTITY if "identity" in enabled else PUBLIC_IDENTITY
+    config = _synapse_config(full)
+    assert config["account_threepid_delegates"]["msisdn"] == identity
+    assert ("email" in config) == ("mailer" in enabled)
+    if "mailer" in enabled:
+        assert (config["email"]["smtp_host"], config["email"]["smtp_port"]) == ("hearth-mailer", 8025)
+    modules = [m["module"] for m in config.get("modules") or []]
+    assert ("shared_secret_authenticator.SharedSecretAuthProvider" in modules) == ("corporal" in enabled)
+
+    with LoopbackNames(NAMES):
+        status, _h, body = https_get(full.url(SERVER_NAME, "/.well-known/matrix/client"), full.stack.ca_file)
+        assert status == 200, body
+        assert json.loads(body)["m.identity_server"]["base_url"] == identity
+        status, _h, body = https_get(full.url(MATRIX_HOSTNAME, "/_matrix/identity/v2"), full.stack.ca_file)
+        if "identity" in enabled:
+            assert status == 200 and json.loads(body) == {}, (status, body)
+        else:
+            assert status == 404, (status, body)
+        if "element" in enabled:
+            status, _h, body = https_get(full.url(ELEMENT_HOSTNAME, "/config.json"), full.stack.ca_file)
+            assert status == 200, body
+            servers = json.loads(body)["default_server_config"]
+            assert servers["m.homeserver"] == {"base_url": OUR_IDENTITY, "server_name": SERVER_NAME}
+            assert servers["m.identity_server"]["base_url"] == identity
+
+    probe = "/_matrix/client/versions?hearth_probe=%s" % uuid.uuid4().hex
+    with LoopbackNames(NAMES):
+        status, _h, _body = https_get(full.url(MATRIX_HOSTNAME, probe), full.stack.ca_file)
+    assert status == 200
+    assert (("GET " + probe) in _standin_record(full)) == ("corporal" in enabled), \
+        "client API %s the gateway stand-in" % ("bypasses" if "corporal" in enabled else "still goes through")
+    wait_for(lambda: _client_round_trip(full) is None, 120, 3, "client round trip through the proxy")
+
+
+# --- every component on --------------------------------------------------------------
+
+def test_all_enabled_is_consistent(full: FullStack) -> None:
+    """Wiring matrix, combination 1: everything on."""
+    assert_consistent(full)
+    _rc, requires = full.bed.sh("systemctl show -p Requires hearth-corporal.service")
+    assert "hearth-synapse.service" in requires, "corporal must require Synapse: " + requires
+
+
+def test_mail_leaves_synapse_and_arrives(full: FullStack) -> None:
+    """Synapse sends an email validation link; Exim relays it to the sink; the link is there."""
+    address = "bob-%s@mail.example.test" % uuid.uuid4().hex[:8]
+    client_secret = "hearthsecret%s" % uuid.uuid4().hex
+    with LoopbackNames(NAMES):
+        token = password_login(full.stack.base_url, full.stack.ca_file, ADMIN_USER, ADMIN_PASSWORD)
+        status, body = https_json("POST", full.stack.base_url + "/_matrix/client/v3/account/3pid/email/requestToken",
+                                  full.stack.ca_file, {"client_secret": client_secret, "email": address,
+                                                       "send_attempt": 1}, access_token=token)
+    assert status == 200 and body.get("sid"), (status, body)
+
+    def arrived() -> bool:
+        return any(address in m["rcpt_to"] for m in _sink_messages(full))
+
+    wait_for(arrived, 90, 2, "the validation mail at the SMTP sink")
+    message = next(m for m in _sink_messages(full) if address in m["rcpt_to"])
+    assert header(message["data"], "To") == address
+    assert message["mail_from"].endswith("@" + SERVER_NAME), message["mail_from"]
+    links = [t for t in message_texts(message["data"]) if client_secret in t and body["sid"] in t]
+    assert links, "no validation link with our client_secret and sid in:\n" + message["data"][:3000]
+    assert "https://%s/" % MATRIX_HOSTNAME in links[0]
+
+
+def test_identity_named_everywhere_and_answers(full: FullStack) -> None:
+    """Identity on: /_matrix/identity/v2 answers through the proxy, and Synapse's config,
+    /.well-known/matrix/client and Element's config.json all name our server."""
+    with LoopbackNames(NAMES):
+        status, _h, body = https_get(full.url(MATRIX_HOSTNAME, "/_matrix/identity/v2"), full.stack.ca_file)
+        assert status == 200 and json.loads(body) == {}, (status, body)
+        _s, _h, well_known = https_get(full.url(SERVER_NAME, "/.well-known/matrix/client"), full.stack.ca_file)
+        _s, _h, element = https_get(full.url(ELEMENT_HOSTNAME, "/config.json"), full.stack.ca_file)
+    assert json.loads(well_known)["m.identity_server"]["base_url"] == OUR_IDENTITY
+    assert json.loads(element)["default_server_config"]["m.identity_server"]["base_url"] == OUR_IDENTITY
+    assert _synapse_config(full)["account_threepid_delegates"]["msisdn"] == OUR_IDENTITY
+
+
+def test_corporal_config_matches_schema_and_secrets(full: FullStack) -> None:
+    """The config rendered for corporal validates against its documented schema and carries
+    the homeserver address and the very secrets Synapse uses."""
+    config = json.loads(full.read(BASE_DIR + "/corporal/config/config.json"))
+    schema = json.loads(CORPORAL_SCHEMA.read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(config), key=str)
+    assert not errors, "\n".join(e.message for e in errors)
+    assert config["Matrix"]["HomeserverApiEndpoint"] == "http://hearth-synapse:8008"
+    assert config["Matrix"]["HomeserverDomainName"] == SERVER_NAME
+    assert config["Matrix"]["AuthSharedSecret"] == full.read(BASE_DIR + "/secrets/shared_secret_auth").strip()
+    synapse = _synapse_config(full)
+    assert config["Matrix"]["RegistrationSharedSecret"] == synapse["registration_shared_secret"]
+    assert synapse["modules"][0]["config"]["shared_secret"] == config["Matrix"]["AuthSharedSecret"]
+    assert config["HttpApi"]["Enabled"] is False
+
+
+def test_shared_secret_auth_login_against_synapse(full: FullStack) -> None:
+    """com.devture.shared_secret_auth with corporal's secret logs in; a wrong token does not."""
+    user_id = "@%s:%s" % (ADMIN_USER, SERVER_NAME)
+    secret = full.read(BASE_DIR + "/secrets/shared_secret_auth").strip()
+    with LoopbackNames(NAMES):
+        status, body = shared_secret_login(full.stack.base_url, full.stack.ca_file, user_id,
+                                           shared_secret_token(secret, user_id))
+        assert status == 200 and body.get("user_id") == user_id, (status, body)
+        status, whoami = https_json("GET", full.stack.base_url + "/_matrix/client/v3/account/whoami",
+                                    full.stack.ca_file, access_token=body["access_token"])
+        assert status == 200 and whoami["user_id"] == user_id, whoami
+        status, body = shared_secret_login(full.stack.base_url, full.stack.ca_file, user_id,
+                                           shared_secret_token("not-the-secret", user_id))
+        assert status == 403, (status, body)
+
+
+def test_client_api_goes_through_the_gateway_standin(full: FullStack) -> None:
+    """The proxy sends the client API to corporal's address (here the stand-in, NOT corporal):
+    its record holds the round trip's client requests; federation does not pass it."""
+    record = _standin_record(full)
+    for path in ("/_matrix/client/v3/login", "/_matrix/client/v3/createRoom", "/_matrix/client/v3/rooms/"):
+        assert path in record, "%s not recorded by the stand-in:\n%s" % (path, record[-2000:])
+    assert "/_matrix/federation" not in record and "/_matrix/key" not in record
+
+
+def test_element_config_through_proxy_and_non_root(full: FullStack) -> None:
+    """Element's config.json (checked via the proxy in assert_consistent) and its placeholder."""
+    with LoopbackNames(NAMES):
+        status, _h, body = https_get(full.url(ELEMENT_HOSTNAME, "/"), full.stack.ca_file)
+    assert status == 200 and b"Element web placeholder" in body
+    _rc, user = full.bed.engine_cmd("exec hearth-element id -u")
+    assert user.strip() == "991"
+
+
+@pytest.mark.parametrize("container", list(SERVICES.values()))
+def test_container_hardening(full: FullStack, container: str) -> None:
+    """Non-root, no capabilities, read-only root, no-new-privileges: inspect and /proc/1/status."""
+    _rc, out = full.bed.engine_cmd("inspect %s" % container)
+    info = json.loads(out)[0]
+    config, host = info["Config"], info["HostConfig"]
+    assert config["User"] and config["User"].split(":")[0] not in ("", "0", "root"), config["User"]
+    assert host["ReadonlyRootfs"] is True
+    assert any("no-new-privileges" in opt for opt in (host.get("SecurityOpt") or [])), host.get("SecurityOpt")
+    assert not host.get("CapAdd"), host.get("CapAdd")
+    _rc, status = full.bed.engine_cmd("exec %s cat /proc/1/status" % container)
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    assert fields["Uid"].split()[1] != "0", fields["Uid"]
+    for cap_set in ("CapEff", "CapPrm", "CapBnd"):
+        assert int(fields[cap_set].strip(), 16) == 0, "%s=%s" % (cap_set, fields[cap_set])
+    assert fields["NoNewPrivs"].strip() == "1"
+
+
+def test_no_change_rerun(full: FullStack) -> None:
+    """A second converge of the same combination: changed=0, no container restarted."""
+    before = {name: full.stack.started_at(name) for name in SERVICES.values()}
+    run = full.stack.converge()
+    assert run.rc == 0, run.tail()
+    assert run.changed == 0, "re-run changed something:\n" + run.output
+    assert {name: full.stack.started_at(name) for name in SERVICES.values()} == before
+
+
+# --- the other combinations, chained on the same target ---------------------------------
+
+def test_identity_off(full: FullStack) -> None:
+    """Combination 2: identity off -> Synapse, well-known and Element name the public server;
+    the identity unit and container are gone, its data stays."""
+    full.converge_to(ALL - {"identity"})
+    assert_consistent(full)
+    assert full.bed.sh("test -d %s/identity/data" % BASE_DIR, check=False)[0] == 0, "identity data removed"
+
+
+def test_corporal_on_alone(full: FullStack) -> None:
+    """Combination 3: corporal on (mailer, identity, element off): still through the stand-in."""
+    full.converge_to(frozenset({"corporal"}))
+    assert_consistent(full)
+
+
+def test_mailer_off(full: FullStack) -> None:
+    """Combination 4: everything but the mailer (identity and element come back)."""
+    full.converge_to(ALL - {"mailer"})
+    assert_consistent(full)
+    assert "email" not in _synapse_config(full)
+
+
+def test_element_off_and_corporal_off(full: FullStack) -> None:
+    """Combination 5: element off, and corporal off too: the client API goes straight to Synapse
+    again (the stand-in records nothing new) and both units and containers are gone."""
+    full.converge_to(ALL - {"element", "corporal"})
+    assert_consistent(full)
