@@ -5,10 +5,12 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
 import shlex
+import shutil
 import socket
 import ssl
 import subprocess
@@ -28,16 +30,23 @@ _RECAP_RE = re.compile(
 )
 
 
+_COLLECTIONS_ROOT: Optional[Path] = None
+
+
 def collections_path() -> str:
-    """A temp ANSIBLE_COLLECTIONS_PATH where hearth.matrix resolves to this checkout."""
-    root = Path(tempfile.gettempdir()) / ("hearth-collections-%d" % os.getuid())
-    link = root / "ansible_collections" / "hearth" / "matrix"
-    link.parent.mkdir(parents=True, exist_ok=True)
-    if not link.is_symlink() or link.resolve() != REPO_ROOT:
-        tmp_link = link.with_name("matrix.%d" % os.getpid())
-        tmp_link.symlink_to(REPO_ROOT)
-        os.replace(tmp_link, link)
-    return str(root)
+    """A per-process ANSIBLE_COLLECTIONS_PATH where hearth.matrix resolves to this checkout.
+
+    Per process, so two checkouts tested at the same time never see each other's roles.
+    """
+    global _COLLECTIONS_ROOT  # pylint: disable=global-statement
+    if _COLLECTIONS_ROOT is None:
+        root = Path(tempfile.mkdtemp(prefix="hearth-collections-"))
+        link = root / "ansible_collections" / "hearth" / "matrix"
+        link.parent.mkdir(parents=True)
+        link.symlink_to(REPO_ROOT)
+        atexit.register(shutil.rmtree, str(root), True)
+        _COLLECTIONS_ROOT = root
+    return str(_COLLECTIONS_ROOT)
 
 
 def ansible_env() -> Dict[str, str]:
@@ -76,6 +85,35 @@ class PlaybookRun:
 
     def tail(self, lines: int = 60) -> str:
         return "\n".join(self.output.splitlines()[-lines:])
+
+
+def failure_messages(output: str) -> List[str]:
+    """The ``msg`` of failed results (YAML callback): single-line and block forms."""
+    messages: List[str] = []
+    lines = output.splitlines()
+    in_failure = False
+    for index, line in enumerate(lines):
+        if line.startswith(("fatal:", "failed:", "ERROR!", "[ERROR]")):
+            in_failure = True
+            if line.startswith(("ERROR!", "[ERROR]")):
+                messages.append(line)
+            elif "=> {" in line:
+                try:
+                    messages.append(str(json.loads(line.split("=> ", 1)[1]).get("msg", "")))
+                except ValueError:
+                    messages.append(line)
+            continue
+        stripped = line.lstrip()
+        if not in_failure or not stripped.startswith("msg:"):
+            continue
+        indent = len(line) - len(stripped)
+        block = [stripped[len("msg:"):].strip()]
+        for follow in lines[index + 1:]:
+            if follow.strip() and len(follow) - len(follow.lstrip()) <= indent:
+                break
+            block.append(follow.strip())
+        messages.append(" ".join(part for part in block if part not in ("|-", "|", ">-")))
+    return messages
 
 
 def parse_recap(output: str) -> Dict[str, Dict[str, int]]:

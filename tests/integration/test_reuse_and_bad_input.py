@@ -18,7 +18,7 @@ from typing import Any, Dict, Iterator, Optional
 import pytest
 
 from conftest import BASE_VARS, BedTarget
-from harness import PLAYBOOKS, run_playbook, wait_for
+from harness import PLAYBOOKS, failure_messages, run_playbook, wait_for
 from matrix_client import round_trip
 
 OWN_PLAYBOOK = Path(__file__).parent / "playbooks" / "own_homeserver.yml"
@@ -72,9 +72,9 @@ def test_bad_input_fails_before_any_change(fresh_target: BedTarget, case_id: str
     run = run_playbook(fresh_target.inventory, PLAYBOOKS / "site.yml", extra_vars)
     after = _snapshot(fresh_target)
     assert run.rc != 0, "%s: the play succeeded with bad input" % case_id
-    failure_lines = [line for line in run.output.splitlines() if "fatal:" in line or "msg" in line or "ERROR" in line]
-    assert any(expected in line for line in failure_lines), "%s: no error naming %s:\n%s" % (
-        case_id, expected, run.tail(40))
+    messages = failure_messages(run.output)
+    assert any(expected in message for message in messages), "%s: no error naming %s in %r:\n%s" % (
+        case_id, expected, messages, run.tail(40))
     assert after == before, "%s: the host changed although the input was rejected" % case_id
 
 
