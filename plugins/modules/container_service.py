@@ -15,7 +15,7 @@ description:
     systemd unit that supervises it (the collection's one model of a unit).
   - The container runs non-root with all capabilities dropped, C(no-new-privileges) and a
     read-only root unless the spec says otherwise; running as root or adding a capability
-    requires O(container.root_reason).
+    requires C(root_reason) in O(container).
   - The unit removes a stale container, creates the container, connects it to its extra
     networks and starts it attached, so its output goes to the journal under
     C(SyslogIdentifier=<name>). It uses C(DefaultDependencies=no) plus explicit shutdown
@@ -100,11 +100,13 @@ options:
     type: dict
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
 author:
-  - hearth.matrix contributors
+  - Hearth Matrix contributors (@hearth-matrix)
 """
 
 EXAMPLES = r"""

@@ -25,14 +25,17 @@ options:
     choices: [docker, podman]
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: N/A
     details: Gathers facts only; there is never anything to diff.
   facts:
+    description: Action returns an C(ansible_facts) dictionary that will update existing host facts.
     support: full
 author:
-  - hearth.matrix contributors
+  - Hearth Matrix contributors (@hearth-matrix)
 """
 
 EXAMPLES = r"""

@@ -37,12 +37,14 @@ extends_documentation_fragment:
   - ansible.builtin.files
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The diff shows whether the secret file is created, never its contents.
 author:
-  - hearth.matrix contributors
+  - Hearth Matrix contributors (@hearth-matrix)
 """
 
 EXAMPLES = r"""
@@ -87,9 +89,9 @@ _ALPHABET = string.ascii_letters + string.digits
 def generate(fmt: str, length: int) -> str:
     if fmt == "synapse_signing_key":
         seed = base64.b64encode(secrets.token_bytes(32)).decode("ascii").rstrip("=")
-        key_id = "a_" + "".join(secrets.choice(_ALPHABET) for _ in range(4))
+        key_id = "a_" + "".join(secrets.choice(_ALPHABET) for _position in range(4))
         return "ed25519 %s %s" % (key_id, seed)
-    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    return "".join(secrets.choice(_ALPHABET) for _position in range(length))
 
 
 def _write_new(module: AnsibleModule, path: str, value: str) -> None:
