@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Test bed CLI (and import point for pytest fixtures / molecule playbooks).
 
   bed.py build [IMAGE ...]
@@ -20,6 +19,10 @@ from bedlib.images import IMAGES, build_images  # noqa: E402
 from bedlib.shell import BedError  # noqa: E402
 from bedlib.target import (  # noqa: E402,F401  (re-exported for fixtures)
     Target, down, down_by_name, exec_in_target, gc, load_target, restart, up)
+
+# The API pytest fixtures, molecule playbooks and scripts/sandbox import from here.
+__all__ = ["IMAGES", "BedError", "Target", "build_images", "down", "down_by_name", "exec_in_target",
+           "gc", "load_target", "restart", "up"]
 
 
 def cmd_build(args: argparse.Namespace) -> int:

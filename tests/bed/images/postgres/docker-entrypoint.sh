@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Entrypoint compatible with the official postgres image's interface:
 #   POSTGRES_USER (default postgres), POSTGRES_PASSWORD or POSTGRES_PASSWORD_FILE,
 #   POSTGRES_DB (default: $POSTGRES_USER), POSTGRES_INITDB_ARGS,
