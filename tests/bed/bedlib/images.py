@@ -111,6 +111,17 @@ def _build_base(image: Image, h: str) -> None:
 
 
 def _build_containerfile(image: Image, h: str, base_ref: str) -> None:
+    try:
+        _podman_build(image, h, base_ref)
+    except BedError as error:
+        # podman's layer cache lookup can trip over layers another build just removed
+        # ("layer not known"); the build itself is fine on a second attempt.
+        if "layer not known" not in str(error):
+            raise
+        _podman_build(image, h, base_ref)
+
+
+def _podman_build(image: Image, h: str, base_ref: str) -> None:
     run([PODMAN, "build", "--layers", "--pull=never",
          "--build-arg", f"BASE={base_ref}",
          "--secret", f"id=hostca,src={host_ca_bundle()}",
@@ -141,8 +152,6 @@ def _ensure(name: str, parent_id: str, base_ref: str) -> BuildResult:
         else:
             _build_containerfile(image, h, base_ref)
     podman("tag", image.hash_ref(h), image.ref)
-    if built:
-        _drop_old_builds(image, h)
     return BuildResult(name, image.ref, h, built, round(time.monotonic() - start, 1))
 
 
@@ -164,6 +173,11 @@ def build_images(names: list[str] | None = None) -> dict[str, BuildResult]:
             futures = {n: pool.submit(_ensure, n, base_id, base_ref) for n in wanted}
             for name, future in futures.items():
                 results[name] = future.result()
+        # Untag old builds only once no build is running: removing layers while another
+        # build looks up its cache is what made podman fail with "layer not known".
+        for name, result in results.items():
+            if result.built:
+                _drop_old_builds(IMAGES[name], result.recipe_hash)
     return results
 
 
