@@ -114,6 +114,9 @@ def _readiness_script(spec: UnitSpec) -> Optional[str]:
     probe = shell_join([spec.paths.engine, "exec", spec.name] + list(check.command))
     return (
         "i=0; until %s >/dev/null 2>&1; do i=$((i+1)); "
+        # systemd exports MAINPID to ExecStartPost=: stop waiting once the container is gone.
+        "if [ -n \"$MAINPID\" ] && ! kill -0 \"$MAINPID\" 2>/dev/null; then "
+        "echo 'exited before it was ready' >&2; exit 1; fi; "
         "if [ $i -ge %d ]; then echo 'not ready after %ds' >&2; exit 1; fi; sleep 1; done"
         % (probe, spec.ready_timeout, spec.ready_timeout)
     )

@@ -184,3 +184,16 @@ def test_check_unit_names(names: List[Any], ok: bool) -> None:
         with pytest.raises(SpecError) as info:
             check_unit_names("requires", names)
         assert info.value.field == "requires[0]"
+
+
+def test_readiness_wait_stops_when_the_main_process_is_gone() -> None:
+    """A container that dies during start must fail the unit now, not after ready_timeout."""
+    from ansible_collections.hearth.matrix.plugins.module_utils.container import container_spec_from_dict
+    from ansible_collections.hearth.matrix.plugins.module_utils.unit import HostPaths, UnitSpec, render_unit
+
+    container = container_spec_from_dict("hearth-db", {
+        "image": "localhost/db:1", "user": "991:991", "healthcheck": {"command": ["pg_isready"]}})
+    text = render_unit(UnitSpec(container=container, engine="docker", paths=HostPaths("/usr/bin/docker", "/bin/sh")))
+    post = [line for line in text.splitlines() if line.startswith("ExecStartPost=")]
+    assert len(post) == 1
+    assert 'kill -0 \\"$$MAINPID\\"' in post[0]
