@@ -15,6 +15,8 @@ import argparse
 import asyncio
 import json
 import os
+import signal
+import sys
 from typing import List
 
 STORE_NAME = "messages.jsonl"
@@ -103,4 +105,6 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, default=2525)
     parser.add_argument("--dir", default="/tmp/mail")
     arguments = parser.parse_args()
+    # PID 1 of a container: exit on SIGTERM instead of waiting for the engine's SIGKILL.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     asyncio.run(main(arguments.port, arguments.dir))
