@@ -370,3 +370,9 @@ def test_element_off_and_corporal_off(full: FullStack) -> None:
     again (the stand-in records nothing new) and both units and containers are gone."""
     full.converge_to(ALL - {"element", "corporal"})
     assert_consistent(full)
+    # The absent path of the disabled roles is idempotent too: nothing changes, nothing restarts.
+    running = [SERVICES[c] for c in ("postgres", "synapse", "nginx_proxy", "mailer", "identity")]
+    before = {name: full.stack.started_at(name) for name in running}
+    run = full.stack.converge()
+    assert run.rc == 0 and run.changed == 0, "re-run with disabled components changed something:\n" + run.output
+    assert {name: full.stack.started_at(name) for name in running} == before
