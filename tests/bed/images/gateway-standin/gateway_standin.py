@@ -27,7 +27,7 @@ HEALTH_PATH = "/_hearth_standin/health"
 def read_config(path: str) -> Tuple[str, int, str]:
     with open(path, encoding="utf-8") as handle:
         config = json.load(handle)
-    host, _, port = config["HttpGateway"]["ListenAddress"].rpartition(":")
+    host, _separator, port = config["HttpGateway"]["ListenAddress"].rpartition(":")
     return host or "0.0.0.0", int(port), config["Matrix"]["HomeserverApiEndpoint"]
 
 
