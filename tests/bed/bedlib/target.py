@@ -301,8 +301,11 @@ def gc(max_age: float = 3 * 3600, everything: bool = False) -> list[str]:
         full = container["Names"][0]
         owner = labels.get(OWNER_LABEL, "")
         age = now - float(labels.get(CREATED_LABEL) or 0)
+        # The sandbox (scripts/sandbox) is meant to outlive its command and any test run:
+        # only `sandbox down` or `gc --all` removes it.
+        kept = full.startswith(PREFIX + "sandbox-") and not owner
         stale = everything or (bool(owner) and not _owner_alive(owner)) or (
-            not _owner_alive(owner) and age > max_age)
+            not kept and not _owner_alive(owner) and age > max_age)
         if not stale:
             live_runs.add(labels.get(LABEL, ""))
             continue
