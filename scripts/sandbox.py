@@ -28,29 +28,14 @@ sys.path.insert(0, str(REPO_ROOT / "tests" / "bed"))
 sys.path.insert(0, str(REPO_ROOT / "tests" / "integration"))
 
 import bed  # noqa: E402  pylint: disable=wrong-import-position
-from harness import run_playbook  # noqa: E402  pylint: disable=wrong-import-position
+from harness import SANDBOX_STACK_VARS, STACK_MATRIX_HOSTNAME, STACK_SERVER_NAME, run_playbook  # noqa: E402  pylint: disable=wrong-import-position
 
 SANDBOX = REPO_ROOT / ".sandbox"
 STATE = SANDBOX / "state.json"
-SERVER_NAME = "hearth.test"
-MATRIX_HOSTNAME = "matrix." + SERVER_NAME
+SERVER_NAME = STACK_SERVER_NAME
+MATRIX_HOSTNAME = STACK_MATRIX_HOSTNAME
 ADMIN_USER = "admin"
 CA_ON_TARGET = "/opt/hearth-matrix/nginx-proxy/tls/ca.crt"
-
-SANDBOX_VARS: Dict[str, Any] = {
-    # The bed's inventory lists its target under "all" (the playbooks default to the
-    # matrix_servers group of a real inventory).
-    "hearth_hosts": "all",
-    "hearth_server_name": SERVER_NAME,
-    "hearth_matrix_hostname": MATRIX_HOSTNAME,
-    # A sandbox has no route to the internet: no remote key servers.
-    "hearth_synapse_trusted_key_servers": [],
-    "hearth_images": {
-        "postgres": "localhost/hearth/postgres:test",
-        "synapse": "localhost/hearth/synapse:test",
-        "nginx_proxy": "localhost/hearth/nginx:test",
-    },
-}
 
 
 def _load_state() -> Dict[str, Any]:
@@ -94,7 +79,7 @@ def up(engine: str, playbook_args: List[str]) -> int:
         state = {"name": target.name, "engine": engine}
         STATE.write_text(json.dumps(state))
     inventory = SANDBOX / "target" / "inventory.yml"
-    extra = dict(SANDBOX_VARS, hearth_engine=engine)
+    extra = dict(SANDBOX_STACK_VARS, hearth_engine=engine)
     print("sandbox: ansible-playbook hearth.matrix.site %s" % " ".join(playbook_args), flush=True)
     run = run_playbook(inventory, REPO_ROOT / "playbooks" / "site.yml", extra, args=playbook_args)
     print(run.output)

@@ -10,6 +10,7 @@ leftovers of killed runs are collected by ``bed.gc()`` before a new run starts.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import sys
@@ -22,7 +23,8 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import pytest
 from pytest_ansible.host_manager.utils import get_host_manager
 
-from harness import REPO_ROOT, PLAYBOOKS, PlaybookRun, run_playbook
+from harness import (REPO_ROOT, PLAYBOOKS, SANDBOX_STACK_VARS, STACK_MATRIX_HOSTNAME, STACK_SERVER_NAME, PlaybookRun,
+                     run_playbook)
 
 sys.path.insert(0, str(REPO_ROOT / "tests" / "bed"))
 import bed  # noqa: E402  pylint: disable=wrong-import-position
@@ -30,26 +32,14 @@ import bed  # noqa: E402  pylint: disable=wrong-import-position
 ENGINES = [e for e in os.environ.get("HEARTH_TEST_ENGINES", "docker,podman").split(",") if e]
 RUN_ID = os.environ.get("HEARTH_RUN_ID") or uuid.uuid4().hex[:8]
 
-SERVER_NAME = "hearth.test"
-MATRIX_HOSTNAME = "matrix.hearth.test"
+SERVER_NAME = STACK_SERVER_NAME
+MATRIX_HOSTNAME = STACK_MATRIX_HOSTNAME
 ADMIN_USER = "hearth-admin"
 ADMIN_PASSWORD = "admin-" + uuid.uuid4().hex
 
-# The short vars file a user writes, plus what a closed test network needs (no key server
-# on the internet, the locally built images).
-BASE_VARS: Dict[str, Any] = {
-    # The bed's inventory lists its target under "all" (the playbooks default to the
-    # matrix_servers group of a real inventory).
-    "hearth_hosts": "all",
-    "hearth_server_name": SERVER_NAME,
-    "hearth_matrix_hostname": MATRIX_HOSTNAME,
-    "hearth_synapse_trusted_key_servers": [],
-    "hearth_images": {
-        "postgres": "localhost/hearth/postgres:test",
-        "synapse": "localhost/hearth/synapse:test",
-        "nginx_proxy": "localhost/hearth/nginx:test",
-    },
-}
+# The short vars file a user writes, plus what the closed test network needs; shared with
+# scripts/sandbox so both deploy the same stack.
+BASE_VARS: Dict[str, Any] = dict(SANDBOX_STACK_VARS)
 
 
 @pytest.fixture(scope="session")
@@ -98,6 +88,23 @@ class BedTarget:
 
     def engine_cmd(self, args: str, check: bool = True) -> Tuple[int, str]:
         return self.sh("%s %s" % (self.engine, args), check=check)
+
+    def assert_hardened(self, container: str) -> None:
+        """Non-root, no capabilities, read-only root, no-new-privileges: from the engine's
+        inspect and from what the kernel says about the running process (/proc/1/status)."""
+        _rc, out = self.engine_cmd("inspect %s" % container)
+        info = json.loads(out)[0]
+        config, host = info["Config"], info["HostConfig"]
+        assert config["User"] and config["User"].split(":")[0] not in ("", "0", "root"), config["User"]
+        assert host["ReadonlyRootfs"] is True
+        assert any("no-new-privileges" in opt for opt in (host.get("SecurityOpt") or [])), host.get("SecurityOpt")
+        assert not host.get("CapAdd"), host.get("CapAdd")
+        _rc, status = self.engine_cmd("exec %s cat /proc/1/status" % container)
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        assert fields["Uid"].split()[1] != "0", fields["Uid"]
+        for cap_set in ("CapEff", "CapPrm", "CapBnd"):
+            assert int(fields[cap_set].strip(), 16) == 0, "%s=%s" % (cap_set, fields[cap_set])
+        assert fields["NoNewPrivs"].strip() == "1"
 
 
 def _start_target(engine: str, purpose: str) -> BedTarget:

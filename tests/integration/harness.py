@@ -24,6 +24,23 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOKS = REPO_ROOT / "playbooks"
+# The stack the tests and scripts/sandbox deploy on a bed target: the short vars file a user
+# writes, plus what a closed test network needs (no remote key servers, local images).
+STACK_SERVER_NAME = "hearth.test"
+STACK_MATRIX_HOSTNAME = "matrix." + STACK_SERVER_NAME
+SANDBOX_STACK_VARS: Dict[str, Any] = {
+    # The bed's inventory lists its target under "all" (the playbooks default to the
+    # matrix_servers group of a real inventory).
+    "hearth_hosts": "all",
+    "hearth_server_name": STACK_SERVER_NAME,
+    "hearth_matrix_hostname": STACK_MATRIX_HOSTNAME,
+    "hearth_synapse_trusted_key_servers": [],
+    "hearth_images": {
+        "postgres": "localhost/hearth/postgres:test",
+        "synapse": "localhost/hearth/synapse:test",
+        "nginx_proxy": "localhost/hearth/nginx:test",
+    },
+}
 _RECAP_RE = re.compile(
     r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)\s+"
     r"failed=(?P<failed>\d+)"
