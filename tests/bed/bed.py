@@ -18,10 +18,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bedlib.images import IMAGES, build_images  # noqa: E402
 from bedlib.shell import BedError  # noqa: E402
 from bedlib.target import (  # noqa: E402,F401  (re-exported for fixtures)
-    Target, down, down_by_name, exec_in_target, gc, load_target, restart, up)
+    ENGINES, Target, down, down_by_name, exec_in_target, gc, load_target, restart, up)
 
 # The API pytest fixtures, molecule playbooks and scripts/sandbox import from here.
-__all__ = ["IMAGES", "BedError", "Target", "build_images", "down", "down_by_name", "exec_in_target",
+__all__ = ["ENGINES", "IMAGES", "BedError", "Target", "build_images", "down", "down_by_name", "exec_in_target",
            "gc", "load_target", "restart", "up"]
 
 

@@ -41,9 +41,40 @@ SANDBOX_STACK_VARS: Dict[str, Any] = {
         "nginx_proxy": "localhost/hearth/nginx:test",
     },
 }
+# Every component on (issue 5's stack), with what a closed test network needs: corporal's
+# image cannot be built here, so its role runs the clearly named gateway stand-in
+# (tests/bed/images/gateway-standin: forwards and records, enforces no policy); Element's
+# web bundle neither, so the element role serves its placeholder page.
+STANDIN_IMAGE = "localhost/hearth/gateway-standin:test"
+# Named when the identity role is off; never contacted (the test network has no internet).
+PUBLIC_IDENTITY = "https://identity.example.test"
+# Generous login limits (Synapse's default lets 5 logins burst per address, and the tests
+# log in far more often than a person would).
+_RATE = {"per_second": 50, "burst_count": 500}
+FULL_STACK_VARS: Dict[str, Any] = {
+    "hearth_images": dict(SANDBOX_STACK_VARS["hearth_images"], **{
+        "mailer": "localhost/hearth/exim:test",
+        "identity": "localhost/hearth/sydent:test",
+        "element": "localhost/hearth/nginx:test",
+        "corporal": STANDIN_IMAGE,
+    }),
+    "hearth_public_identity_server": PUBLIC_IDENTITY,
+    "mailer_exim_binary": "exim",
+    "mailer_queue_interval": "1m",
+    "element_placeholder": True,
+    # The stand-in (not corporal) started through the corporal role's own variables.
+    "corporal_container_entrypoint": "python3",
+    "corporal_container_command": ["/opt/gateway-standin/gateway_standin.py", "--config", "/config/config.json",
+                                   "--record", "/var/matrix-corporal/standin-requests.log"],
+    "corporal_healthcheck_command": [
+        "python3", "-c",
+        "import urllib.request; urllib.request.urlopen('http://127.0.0.1:41080/_hearth_standin/health', timeout=4)",
+    ],
+    "synapse_extra_config": {"rc_login": {"address": _RATE, "account": _RATE, "failed_attempts": _RATE}},
+}
 _RECAP_RE = re.compile(
     r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)\s+"
-    r"failed=(?P<failed>\d+)"
+    r"failed=(?P<failed>\d+)(?:\s+skipped=(?P<skipped>\d+))?"
 )
 
 
@@ -76,8 +107,9 @@ def ansible_env() -> Dict[str, str]:
         "ANSIBLE_FORCE_COLOR": "0",
         "ANSIBLE_STDOUT_CALLBACK": "default",
         "ANSIBLE_CALLBACK_RESULT_FORMAT": "yaml",
-        "ANSIBLE_PIPELINING": "True",
-        "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=60s",
+        # The recommended transport settings (pipelining, a long ControlPersist) from the
+        # repository's ansible.cfg, as a user running from a checkout gets them.
+        "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
         "PYTHONUNBUFFERED": "1",
     })
     venv_bin = str(Path(sys.executable).parent)
@@ -142,13 +174,17 @@ def parse_recap(output: str) -> Dict[str, Dict[str, int]]:
             continue
         match = _RECAP_RE.match(line.strip()) if in_recap else None
         if match:
-            recap[match.group("host")] = {k: int(v) for k, v in match.groupdict().items() if k != "host"}
+            recap[match.group("host")] = {k: int(v or 0) for k, v in match.groupdict().items() if k != "host"}
     return recap
 
 
 def run_playbook(inventory: Path, playbook: Path, extra_vars: Optional[Mapping[str, Any]] = None,
-                 args: Optional[List[str]] = None, timeout: int = 1500) -> PlaybookRun:
-    """Run ansible-playbook against a bed target; never raises on a failed play."""
+                 args: Optional[List[str]] = None, timeout: int = 1500,
+                 env: Optional[Mapping[str, Optional[str]]] = None) -> PlaybookRun:
+    """Run ansible-playbook against a bed target; never raises on a failed play.
+
+    env: changes to ansible_env(); a None value removes the variable.
+    """
     command = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(playbook)]
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(dict(extra_vars or {}), handle)
@@ -156,12 +192,22 @@ def run_playbook(inventory: Path, playbook: Path, extra_vars: Optional[Mapping[s
     command += ["-e", "@" + vars_file] + list(args or [])
     started = time.monotonic()
     try:
-        proc = subprocess.run(command, env=ansible_env(), cwd=str(REPO_ROOT), stdout=subprocess.PIPE,
+        proc = subprocess.run(command, env=_changed_env(ansible_env(), env or {}), cwd=str(REPO_ROOT), stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True, timeout=timeout, check=False)
     finally:
         os.unlink(vars_file)
     return PlaybookRun(rc=proc.returncode, output=proc.stdout, recap=parse_recap(proc.stdout),
                        seconds=time.monotonic() - started)
+
+
+def _changed_env(base: Dict[str, str], changes: Mapping[str, Optional[str]]) -> Dict[str, str]:
+    result = dict(base)
+    for key, value in changes.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = value
+    return result
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 1.0, what: str = "condition") -> None:

@@ -34,18 +34,16 @@ import jsonschema
 import pytest
 import yaml
 
-from conftest import (ADMIN_PASSWORD, ADMIN_USER, BASE_VARS, MATRIX_HOSTNAME, SERVER_NAME, Stack, converged_stack,
+from conftest import (ADMIN_PASSWORD, ADMIN_USER, MATRIX_HOSTNAME, SERVER_NAME, Stack, converged_stack,
                       target_factory)
 from full_stack_client import (header, https_json, message_texts, password_login, shared_secret_login,
                                shared_secret_token)
-from harness import REPO_ROOT, LoopbackNames, https_get, ssl_context, wait_for
+from harness import FULL_STACK_VARS, PUBLIC_IDENTITY, REPO_ROOT, STANDIN_IMAGE, LoopbackNames, https_get, ssl_context, wait_for
 from matrix_client import round_trip
 
 ELEMENT_HOSTNAME = "element.%s" % SERVER_NAME
 NAMES = [MATRIX_HOSTNAME, SERVER_NAME, ELEMENT_HOSTNAME]
 OUR_IDENTITY = "https://%s" % MATRIX_HOSTNAME
-# Named when the identity role is off; never contacted (the test network has no internet).
-PUBLIC_IDENTITY = "https://identity.example.test"
 
 SERVICES = {
     "postgres": "hearth-postgres", "synapse": "hearth-synapse", "nginx_proxy": "hearth-nginx-proxy",
@@ -58,37 +56,15 @@ BASE_DIR = "/opt/hearth-matrix"
 SINK_NAME = "hearth-test-smtp-sink"
 SINK_PORT = 2525
 SINK_DIR_ON_TARGET = "/opt/hearth-test"
-STANDIN_IMAGE = "localhost/hearth/gateway-standin:test"
 STANDIN_RECORD = BASE_DIR + "/corporal/var/standin-requests.log"
 CORPORAL_SCHEMA = REPO_ROOT / "roles" / "corporal" / "files" / "config.schema.json"
 
-# A closed test network: generous login limits (Synapse's default lets 5 logins burst per
-# address, and these tests log in far more often than a person would).
-_RATE = {"per_second": 50, "burst_count": 500}
-FULL_VARS: Dict[str, Any] = {
-    "hearth_images": dict(BASE_VARS["hearth_images"], **{
-        "mailer": "localhost/hearth/exim:test",
-        "identity": "localhost/hearth/sydent:test",
-        "element": "localhost/hearth/nginx:test",
-        "corporal": STANDIN_IMAGE,
-    }),
-    "hearth_public_identity_server": PUBLIC_IDENTITY,
-    "mailer_exim_binary": "exim",
+# The full stack of harness.FULL_STACK_VARS, with Exim relaying to the tests' SMTP sink.
+FULL_VARS: Dict[str, Any] = dict(FULL_STACK_VARS, **{
     "mailer_smarthost_host": SINK_NAME,
     "mailer_smarthost_port": SINK_PORT,
     "mailer_smarthost_security": "none",
-    "mailer_queue_interval": "1m",
-    "element_placeholder": True,
-    # The stand-in (not corporal) started through the corporal role's own variables.
-    "corporal_container_entrypoint": "python3",
-    "corporal_container_command": ["/opt/gateway-standin/gateway_standin.py", "--config", "/config/config.json",
-                                   "--record", "/var/matrix-corporal/standin-requests.log"],
-    "corporal_healthcheck_command": [
-        "python3", "-c",
-        "import urllib.request; urllib.request.urlopen('http://127.0.0.1:41080/_hearth_standin/health', timeout=4)",
-    ],
-    "synapse_extra_config": {"rc_login": {"address": _RATE, "account": _RATE, "failed_attempts": _RATE}},
-}
+})
 
 
 def _flags(enabled: FrozenSet[str]) -> Dict[str, bool]:

@@ -6,7 +6,7 @@
 Issue 2's bar: under 100 ms for the whole stack. This script prints the figures; it does
 not assert on time (machines differ). Usage:
 
-    python tests/benchmarks/core_bench.py [--runs N] [--services N]
+    python tests/bench/core_bench.py [--runs N] [--services N]
 """
 
 from __future__ import annotations

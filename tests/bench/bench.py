@@ -1,0 +1,119 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, hearth.matrix contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Benchmark of hearth.matrix on the test bed: deploy, re-run, restart, reboot, proxy, core.
+
+    scripts/bench [--engine docker,podman] [--runs 3] [--proxy-seconds 10] [--proxy-rounds 3]
+
+Every run starts a fresh bed target (images already loaded, as on a server that pulled
+them) with the full stack (every component on) and measures, in order: a fresh converge, a
+no-change converge, a one-setting change, the no-change converge under three transport
+settings, a whole-stack restart and a reboot. The proxy overhead (wrk) and the pure Python
+cost are measured once per engine. Prints a table (median, min–max over the runs) and
+writes the same figures, with the machine and versions, to .bench/latest.json.
+
+Timings are never compared with a limit here; correctness is: a no-change converge must
+report changed=0 and restart nothing, every unit must be healthy after a restart, wrk must
+see no failed request. A failed check ends the benchmark with exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Dict, List
+
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parents[1]
+sys.path[:0] = [str(REPO_ROOT / "tests" / "bed"), str(REPO_ROOT / "tests" / "integration"), str(HERE)]
+
+# pylint: disable=wrong-import-position
+import bed  # noqa: E402
+import core_bench  # noqa: E402
+from benchlib.machine import controller_versions, host_machine  # noqa: E402
+from benchlib.measure import one_run, proxy_run, transport_configs  # noqa: E402
+from benchlib.report import engine_summary, render  # noqa: E402
+from benchlib.stack import BenchFailure  # noqa: E402
+
+OUTPUT = REPO_ROOT / ".bench" / "latest.json"
+
+
+def log(message: str) -> None:
+    print("bench: %s" % message, flush=True)
+
+
+def core_cost(runs: int = 30) -> Dict[str, Any]:
+    """6. topology + container argv + unit text of a synthetic 100-service stack (ms)."""
+    stack = core_bench.synthetic_stack(100)
+    core_bench.render_stack(stack)  # warm-up: imports, regex compilation
+    return {"services": 100, "topology_ms": core_bench.measure(lambda: core_bench.compute_topology(stack), runs),
+            "total_ms": core_bench.measure(lambda: core_bench.render_stack(stack), runs)}
+
+
+def bench_engine(engine: str, options: argparse.Namespace, workroot: Path) -> Dict[str, Any]:
+    workdir = workroot / engine
+    workdir.mkdir()
+    configs = transport_configs(workdir)
+    runs: List[Dict[str, Any]] = []
+    for index in range(options.runs):
+        runs.append(one_run(engine, index, workdir, configs, log))
+    proxy = proxy_run(engine, workdir, options.proxy_connections, options.proxy_seconds,
+                      options.proxy_rounds, log) if options.proxy_rounds else None
+    return {"runs": runs, "proxy": proxy, "versions": runs[-1]["versions"] if runs else {}}
+
+
+def main(argv: List[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--engine", default="docker", help="docker, podman or both: docker,podman")
+    parser.add_argument("--runs", type=int, default=3, help="fresh targets per engine (default 3)")
+    parser.add_argument("--proxy-seconds", type=int, default=10, help="wrk duration per round")
+    parser.add_argument("--proxy-rounds", type=int, default=3, help="rounds per path; 0 skips the proxy")
+    parser.add_argument("--proxy-connections", type=int, default=16)
+    parser.add_argument("--output", type=Path, default=OUTPUT)
+    options = parser.parse_args(argv)
+    engines = [name for name in options.engine.split(",") if name]
+    if not engines or any(name not in bed.ENGINES for name in engines) or options.runs < 1:
+        parser.error("--engine takes docker, podman or docker,podman; --runs at least 1")
+
+    os.environ.setdefault("HEARTH_BED_OWNER_PID", str(os.getpid()))  # gc() collects a killed run's targets
+    bed.gc()
+    log("building (or reusing) the local images ...")
+    bed.build_images()
+    result: Dict[str, Any] = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": "scripts/bench " + " ".join(argv),
+        "machine": host_machine(),
+        "versions": controller_versions(),
+        "core": core_cost(),
+        "engines": {},
+    }
+    workroot = Path(tempfile.mkdtemp(prefix="hearth-bench-%s-" % uuid.uuid4().hex[:6]))
+    status = 0
+    try:
+        for engine in engines:
+            result["engines"][engine] = bench_engine(engine, options, workroot)
+    except BenchFailure as error:
+        log("FAILED check: %s" % error)
+        result["failure"] = str(error)
+        status = 1
+    finally:
+        shutil.rmtree(workroot, ignore_errors=True)
+    result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    result["summary"] = {engine: engine_summary(data) for engine, data in result["engines"].items()}
+    options.output.parent.mkdir(parents=True, exist_ok=True)
+    options.output.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    print()
+    print(render(result))
+    log("figures written to %s" % options.output)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,140 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, hearth.matrix contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""From the raw records of every run to median/min/max per figure, and the printed table."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Sequence, Tuple
+
+from .stats import render_table, summarize
+
+Summary = Dict[str, Any]
+
+# (measurement, figure, how it is shown): the rows of the table, in this order.
+ROWS: Sequence[Tuple[str, str, str]] = (
+    ("fresh_converge", "seconds", "1. fresh converge: wall s"),
+    ("fresh_converge", "tasks", "   tasks run"),
+    ("fresh_converge", "changed", "   tasks changed"),
+    ("no_change_converge", "seconds", "2. no-change converge: wall s"),
+    ("no_change_converge", "tasks", "   tasks run"),
+    ("no_change_converge", "changed", "   tasks changed (must be 0)"),
+    ("no_change_converge", "restarted", "   services restarted (must be 0)"),
+    ("one_setting_change", "seconds", "3. one setting changed: wall s"),
+    ("one_setting_change", "restarted", "   services restarted"),
+    ("stack_restart", "seconds", "4. stack restart: playbook wall s"),
+    ("stack_restart", "all_healthy_after", "   all healthy after s"),
+    ("stack_restart", "summed_downtime", "   summed downtime s"),
+    ("reboot", "ssh_after", "   reboot: SSH back after s"),
+    ("reboot", "all_healthy_after", "   reboot: all healthy after s"),
+    ("reboot", "summed_downtime", "   reboot: summed downtime s"),
+)
+TRANSPORTS = ("defaults", "recommended", "mitogen")
+
+
+def _values(runs: List[Dict[str, Any]], measurement: str, figure: str) -> List[Any]:
+    return [run[measurement][figure] for run in runs]
+
+
+def _converge_like(runs: List[Dict[str, Any]], measurement: str) -> Summary:
+    summary: Summary = {}
+    for figure in ("seconds", "tasks", "changed", "skipped"):
+        summary[figure] = summarize(_values(runs, measurement, figure))
+    restarts = _values(runs, measurement, "restarted")
+    summary["restarted_count"] = summarize([len(units) for units in restarts])
+    # Which services: the union over the runs (the same set each time, normally).
+    summary["restarted"] = sorted({unit for units in restarts for unit in units})
+    return summary
+
+
+def _transport(runs: List[Dict[str, Any]]) -> Summary:
+    summary: Summary = {}
+    for name in TRANSPORTS:
+        records = [run["transport"][name] for run in runs if name in run["transport"]]
+        timed = [record for record in records if "seconds" in record]
+        if timed:
+            summary[name] = {"seconds": summarize([record["seconds"] for record in timed]),
+                             "tasks": summarize([record["tasks"] for record in timed])}
+        failed = [record["error"] for record in records if "error" in record]
+        if failed:
+            summary.setdefault(name, {})["error"] = failed[0]
+    return summary
+
+
+def _proxy(proxy: Dict[str, Any]) -> Summary:
+    summary: Summary = {"connections": proxy["connections"], "seconds": proxy["seconds"]}
+    for path, rounds in proxy["rounds"].items():
+        summary[path] = {figure: summarize([record[figure] for record in rounds])
+                         for figure in ("requests_per_second", "p50_ms", "p99_ms")}
+    summary["ratio_proxy_to_direct"] = {
+        figure: round(summary["proxy"][figure]["median"] / summary["direct"][figure]["median"], 3)
+        for figure in ("requests_per_second", "p50_ms", "p99_ms")}
+    return summary
+
+
+def engine_summary(data: Dict[str, Any]) -> Summary:
+    """median/min/max over the runs of one engine (complete runs only)."""
+    runs = [run for run in data.get("runs", []) if "reboot" in run]
+    summary: Summary = {"runs": len(runs)}
+    if runs:
+        for measurement in ("fresh_converge", "no_change_converge", "one_setting_change"):
+            summary[measurement] = _converge_like(runs, measurement)
+        for measurement in ("stack_restart", "reboot"):
+            figures = [figure for figure in ("seconds", "ssh_after", "all_healthy_after", "summed_downtime")
+                       if figure in runs[0][measurement]]
+            summary[measurement] = {figure: summarize(_values(runs, measurement, figure)) for figure in figures}
+        summary["transport"] = _transport(runs)
+    if data.get("proxy"):
+        summary["proxy"] = _proxy(data["proxy"])
+    return summary
+
+
+def _row_value(summary: Summary, measurement: str, figure: str) -> Any:
+    block = summary.get(measurement)
+    if not block:
+        return "-"
+    if figure == "restarted" and measurement == "no_change_converge":
+        return block["restarted_count"]
+    return block[figure]
+
+
+def render(result: Dict[str, Any]) -> str:
+    summaries: Dict[str, Summary] = result["summary"]
+    engines = list(summaries)
+    header = ["figure (median, min–max)"] + ["%s (%d runs)" % (name, summaries[name]["runs"]) for name in engines]
+    rows: List[List[Any]] = []
+    for measurement, figure, label in ROWS:
+        rows.append([label] + [_row_value(summaries[name], measurement, figure) for name in engines])
+    for name in TRANSPORTS:
+        cells = []
+        for engine in engines:
+            block = summaries[engine].get("transport", {}).get(name, {})
+            cells.append(block.get("seconds", "failed: see JSON" if "error" in block else "-"))
+        rows.append(["7. no-change, %s ansible.cfg: wall s" % name if name != "mitogen"
+                     else "7. no-change, recommended + mitogen: wall s"] + cells)
+    for path in ("direct", "proxy"):
+        for figure, label in (("requests_per_second", "req/s"), ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms")):
+            rows.append(["5. %s %s" % ("Synapse direct" if path == "direct" else "via nginx_proxy TLS", label)]
+                        + [summaries[engine]["proxy"][path][figure] if "proxy" in summaries[engine] else "-"
+                           for engine in engines])
+    for figure, label in (("requests_per_second", "req/s"), ("p50_ms", "p50"), ("p99_ms", "p99")):
+        rows.append(["   ratio proxy/direct %s" % label]
+                    + [summaries[engine]["proxy"]["ratio_proxy_to_direct"][figure] if "proxy" in summaries[engine]
+                       else "-" for engine in engines])
+    core = result["core"]
+    lines = [render_table(rows, header), "",
+             "6. pure Python, %d-service stack: topology %s ms, topology + argv + units %s ms (median, min–max)"
+             % (core["services"], _range(summarize(core["topology_ms"])), _range(summarize(core["total_ms"]))),
+             "machine: %(cpu)s, %(cores)s cores, %(memory_gib)s GiB, kernel %(kernel)s, load at start %(load_average_at_start)s"
+             % result["machine"],
+             "controller: " + ", ".join("%s %s" % item for item in sorted(result["versions"].items()))]
+    for engine in engines:
+        versions = result["engines"][engine].get("versions", {})
+        lines.append("%s target: %s" % (engine, ", ".join("%s: %s" % item for item in sorted(versions.items()))))
+    if result.get("failure"):
+        lines.append("FAILED: " + result["failure"])
+    return "\n".join(lines)
+
+
+def _range(summary: Summary) -> str:
+    return "%.1f (%.1f–%.1f)" % (summary["median"], summary["min"], summary["max"])

@@ -1,0 +1,93 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, hearth.matrix contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One bed target with the full stack: converge it, look at its units, reboot it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional
+
+import bed  # tests/bed
+from harness import FULL_STACK_VARS, PLAYBOOKS, SANDBOX_STACK_VARS, PlaybookRun, run_playbook
+
+from .services import UnitState, all_active, parse_show, restarted, show_argv
+
+# The stack measured: every component on (see harness.FULL_STACK_VARS for the stand-ins).
+STACK_UNITS = ["hearth-postgres.service", "hearth-synapse.service", "hearth-mailer.service",
+               "hearth-identity.service", "hearth-corporal.service", "hearth-element.service",
+               "hearth-nginx-proxy.service"]
+
+
+OPTIONAL_COMPONENTS = ("mailer", "identity", "corporal", "element")
+
+
+class BenchFailure(AssertionError):
+    """A correctness check inside the benchmark failed (never a timing)."""
+
+
+@dataclass
+class Converge:
+    seconds: float
+    tasks: int            # tasks that ran (ok, which includes changed)
+    changed: int
+    skipped: int
+    restarted: List[str]  # units with a new invocation afterwards
+
+
+@dataclass
+class BenchStack:
+    target: Any           # bed Target
+    engine: str
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def inventory(self) -> Path:
+        return self.target.workdir / "inventory.yml"
+
+    def stack_vars(self, overrides: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+        values = dict(SANDBOX_STACK_VARS, **FULL_STACK_VARS)
+        values.update({"hearth_%s_enabled" % name: True for name in OPTIONAL_COMPONENTS})
+        values.update(hearth_engine=self.engine, **self.extra)
+        values.update(overrides or {})
+        return values
+
+    def units(self) -> Dict[str, UnitState]:
+        proc = bed.exec_in_target(self.target, show_argv(STACK_UNITS))
+        return parse_show(proc.stdout.decode())
+
+    def playbook(self, name: str, overrides: Optional[Mapping[str, Any]] = None,
+                 env: Optional[Mapping[str, Optional[str]]] = None) -> PlaybookRun:
+        run = run_playbook(self.inventory, PLAYBOOKS / name, self.stack_vars(overrides), env=env)
+        if run.rc != 0 or run.failed:
+            raise BenchFailure("%s failed (exit %d):\n%s" % (name, run.rc, run.tail(60)))
+        return run
+
+    def converge(self, overrides: Optional[Mapping[str, Any]] = None,
+                 env: Optional[Mapping[str, Optional[str]]] = None) -> Converge:
+        before = self.units()
+        run = self.playbook("site.yml", overrides, env)
+        after = self.units()
+        if not all_active(after, STACK_UNITS):
+            raise BenchFailure("not every unit is active after the converge: %s" % after)
+        recap = next(iter(run.recap.values()))
+        return Converge(seconds=run.seconds, tasks=recap["ok"], changed=recap["changed"],
+                        skipped=recap["skipped"], restarted=restarted(before, after))
+
+    def wait_all_active(self, timeout: float = 300) -> Dict[str, UnitState]:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                states = self.units()
+            except Exception:  # pylint: disable=broad-except  # target still booting: ask again
+                states = {}
+            if all_active(states, STACK_UNITS):
+                return states
+            if time.monotonic() > deadline:
+                raise BenchFailure("units not all active after %.0f s: %s" % (timeout, states))
+            time.sleep(0.2)
+
+    def read(self, path: str) -> str:
+        return bed.exec_in_target(self.target, ["cat", path]).stdout.decode()

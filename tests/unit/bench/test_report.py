@@ -1,0 +1,86 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, hearth.matrix contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""From raw run records to the per-engine summary and the printed table."""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from benchlib.report import engine_summary, render
+
+
+def converge(seconds: float, changed: int = 0, restarted: Any = ()) -> Dict[str, Any]:
+    return {"seconds": seconds, "tasks": 150, "changed": changed, "skipped": 20, "restarted": list(restarted)}
+
+
+def run(scale: float, mitogen_error: bool = False) -> Dict[str, Any]:
+    return {
+        "fresh_converge": converge(40 * scale, changed=30),
+        "no_change_converge": converge(20 * scale),
+        "one_setting_change": converge(25 * scale, changed=1, restarted=["hearth-synapse.service"]),
+        "transport": {"defaults": converge(30 * scale), "recommended": converge(20 * scale),
+                      "mitogen": {"error": "boom"} if mitogen_error else converge(10 * scale)},
+        "stack_restart": {"seconds": 30 * scale, "all_healthy_after": 28 * scale, "summed_downtime": 50 * scale,
+                          "downtime": {}},
+        "reboot": {"ssh_after": 8 * scale, "all_healthy_after": 40 * scale, "summed_downtime": 200 * scale,
+                   "downtime": {}},
+    }
+
+
+def wrk(rate: float, p50: float, p99: float) -> Dict[str, Any]:
+    return {"requests_per_second": rate, "p50_ms": p50, "p99_ms": p99, "requests": int(rate * 10)}
+
+
+DATA = {
+    "runs": [run(1.0), run(2.0, mitogen_error=True), run(1.5), {"fresh_converge": converge(1.0)}],
+    "proxy": {"connections": 16, "seconds": 10,
+              "rounds": {"direct": [wrk(2000, 4.0, 8.0), wrk(1800, 5.0, 9.0)],
+                         "proxy": [wrk(1500, 5.0, 10.0), wrk(1300, 6.0, 12.0)]}},
+}
+
+
+def test_summary_takes_complete_runs_only_and_medians_each_figure() -> None:
+    summary = engine_summary(DATA)
+    assert summary["runs"] == 3
+    assert summary["fresh_converge"]["seconds"]["median"] == 60.0
+    assert summary["no_change_converge"]["changed"]["max"] == 0
+    assert summary["no_change_converge"]["restarted_count"]["max"] == 0
+    assert summary["one_setting_change"]["restarted"] == ["hearth-synapse.service"]
+    assert summary["reboot"]["all_healthy_after"] == {"median": 60.0, "min": 40.0, "max": 80.0, "n": 3,
+                                                      "samples": [40.0, 80.0, 60.0]}
+    assert summary["stack_restart"]["seconds"]["median"] == 45.0
+
+
+def test_summary_keeps_a_failed_optional_transport_beside_the_timed_runs() -> None:
+    transport = engine_summary(DATA)["transport"]
+    assert transport["recommended"]["seconds"]["median"] == 30.0
+    assert transport["mitogen"]["seconds"]["n"] == 2
+    assert transport["mitogen"]["error"] == "boom"
+
+
+def test_proxy_ratio_is_proxy_median_over_direct_median() -> None:
+    proxy = engine_summary(DATA)["proxy"]
+    assert proxy["direct"]["requests_per_second"]["median"] == 1900.0
+    assert proxy["ratio_proxy_to_direct"] == {"requests_per_second": round(1400 / 1900, 3), "p50_ms": 1.222,
+                                              "p99_ms": round(11 / 8.5, 3)}
+
+
+def test_render_prints_one_row_per_figure_and_the_context() -> None:
+    result = {
+        "summary": {"docker": engine_summary(DATA), "podman": {"runs": 0}},
+        "engines": {"docker": {"versions": {"synapse": "1.163.2"}}, "podman": {}},
+        "core": {"services": 100, "topology_ms": [1.0, 2.0], "total_ms": [9.0, 10.0, 11.0]},
+        "machine": {"cpu": "Example", "cores": 2, "memory_gib": 23.4, "kernel": "6.1", "load_average_at_start": [0.5]},
+        "versions": {"ansible_core": "2.19.14"},
+        "failure": "no-change converge restarted x",
+    }
+    text = render(result)
+    lines = text.splitlines()
+    assert "docker (3 runs)" in lines[0] and "podman (0 runs)" in lines[0]
+    fresh = next(line for line in lines if line.startswith("1. fresh converge"))
+    assert "60 (40–80)" in fresh and fresh.rstrip().endswith("-")
+    assert any("ratio proxy/direct req/s" in line and "0.737" in line for line in lines)
+    assert "topology + argv + units 10.0 (9.0–11.0) ms" in text
+    assert "docker target: synapse: 1.163.2" in text
+    assert lines[-1] == "FAILED: no-change converge restarted x"
