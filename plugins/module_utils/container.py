@@ -99,6 +99,7 @@ class ContainerSpec:
     env_file: Optional[str] = None
     env: Tuple[Tuple[str, str], ...] = ()
     labels: Tuple[Tuple[str, str], ...] = ()
+    sysctls: Tuple[Tuple[str, str], ...] = ()
     healthcheck: Optional[HealthCheck] = None
     memory: Optional[str] = None
     pids_limit: Optional[int] = None
@@ -122,8 +123,11 @@ class ContainerSpec:
 
 _FIELDS = frozenset(
     "image user root_reason cap_add read_only tmpfs mounts networks ports env_file env "
-    "labels healthcheck memory pids_limit stop_timeout command entrypoint workdir".split()
+    "labels sysctls healthcheck memory pids_limit stop_timeout command entrypoint workdir".split()
 )
+# Only sysctls that live in the container's own network or IPC namespace: both engines set
+# them at creation without any capability in the container, and they never touch the host.
+_SYSCTL_KEY_RE = re.compile(r"^(net\.[a-z0-9_.-]+|kernel\.(shm[a-z_]+|msg[a-z_]+|sem)|fs\.mqueue\.[a-z_]+)$")
 
 
 def _require_str(value: Any, field_name: str, allow_empty: bool = False) -> str:
@@ -393,6 +397,7 @@ def container_spec_from_dict(name: str, raw: Mapping[str, Any]) -> ContainerSpec
         env_file=None if env_file is None else _require_abs_path(env_file, "env_file"),
         env=_parse_str_map(raw.get("env"), "env", re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")),
         labels=_parse_str_map(raw.get("labels"), "labels", _LABEL_KEY_RE),
+        sysctls=_parse_str_map(raw.get("sysctls"), "sysctls", _SYSCTL_KEY_RE),
         healthcheck=_parse_healthcheck(raw.get("healthcheck")),
         memory=None if memory is None else str(memory),
         pids_limit=None if pids_limit is None else _require_int(pids_limit, "pids_limit", 1),
@@ -483,6 +488,7 @@ def create_argv(spec: ContainerSpec, engine: str, engine_path: str) -> List[str]
         argv.append("--env-file=%s" % spec.env_file)
     argv += ["--env=%s=%s" % (key, value) for key, value in spec.env]
     argv += ["--label=%s=%s" % (key, value) for key, value in spec.labels]
+    argv += ["--sysctl=%s=%s" % (key, value) for key, value in spec.sysctls]
     if spec.healthcheck:
         check = spec.healthcheck
         # Docker treats a --health-cmd string as CMD-SHELL, so quote the argv for /bin/sh;

@@ -94,7 +94,9 @@ options:
         V(cap_add), V(read_only), V(tmpfs) (paths or C(path/size/mode) dicts), V(mounts)
         (C(source/target/read_only) dicts, absolute paths), V(networks) (first is primary),
         V(ports) (C(host_address/host_port/container_port/protocol) dicts), V(env_file),
-        V(env), V(labels), V(healthcheck) (C(command/interval/timeout/retries/start_period)),
+        V(env), V(labels), V(sysctls) (only namespaced ones - C(net.*), C(kernel.shm*),
+        C(kernel.msg*), C(kernel.sem), C(fs.mqueue.*)),
+        V(healthcheck) (C(command/interval/timeout/retries/start_period)),
         V(memory), V(pids_limit), V(stop_timeout), V(command), V(entrypoint), V(workdir).
       - Required when O(state=present).
     type: dict

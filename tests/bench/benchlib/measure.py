@@ -203,15 +203,20 @@ def one_run(engine: str, run_index: int, workdir: Path, configs: Dict[str, Path]
 
 def proxy_run(engine: str, workdir: Path, connections: int, seconds: int, rounds: int,
               log: Callable[[str], None]) -> Dict[str, Any]:
-    """Measurement 5 on its own fresh target (the converge it needs changes Synapse)."""
+    """Measurement 5 on its own fresh target (the converge it needs changes Synapse).
+
+    With corporal off: the client API then goes from nginx straight to Synapse. With it on,
+    requests would pass the gateway stand-in of the test bed (a small single-threaded Python
+    proxy, not corporal), and its cost is nothing a user's server has.
+    """
     target = bed.up("bench-%s-%s-proxy" % (BENCH_ID, engine), engine, workdir / "proxy")
-    stack = BenchStack(target=target, engine=engine)
+    stack = BenchStack(target=target, engine=engine, extra={"hearth_corporal_enabled": False})
     try:
         stack.converge(env=fresh_ssh())
         records = proxy_overhead(stack, connections, seconds, rounds)
         log("%s proxy: %s" % (engine, {name: [round(r["requests_per_second"]) for r in rows]
                                        for name, rows in records.items()}))
-        return {"connections": connections, "seconds": seconds, "rounds": records}
+        return {"connections": connections, "seconds": seconds, "corporal": "off", "rounds": records}
     finally:
         bed.down(target)
 
