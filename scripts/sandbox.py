@@ -28,14 +28,14 @@ sys.path.insert(0, str(REPO_ROOT / "tests" / "bed"))
 sys.path.insert(0, str(REPO_ROOT / "tests" / "integration"))
 
 import bed  # noqa: E402  pylint: disable=wrong-import-position
-from harness import SANDBOX_STACK_VARS, STACK_MATRIX_HOSTNAME, STACK_SERVER_NAME, run_playbook  # noqa: E402  pylint: disable=wrong-import-position
+from harness import (CA_ON_TARGET, SANDBOX_STACK_VARS, STACK_MATRIX_HOSTNAME,  # noqa: E402  pylint: disable=wrong-import-position
+                     STACK_SERVER_NAME, run_playbook)
 
 SANDBOX = REPO_ROOT / ".sandbox"
 STATE = SANDBOX / "state.json"
 SERVER_NAME = STACK_SERVER_NAME
 MATRIX_HOSTNAME = STACK_MATRIX_HOSTNAME
 ADMIN_USER = "admin"
-CA_ON_TARGET = "/opt/hearth-matrix/nginx-proxy/tls/ca.crt"
 
 
 def _load_state() -> Dict[str, Any]:

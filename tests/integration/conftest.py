@@ -23,7 +23,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import pytest
 from pytest_ansible.host_manager.utils import get_host_manager
 
-from harness import (REPO_ROOT, PLAYBOOKS, SANDBOX_STACK_VARS, STACK_MATRIX_HOSTNAME, STACK_SERVER_NAME, PlaybookRun,
+from harness import (CA_ON_TARGET, REPO_ROOT, PLAYBOOKS, SANDBOX_STACK_VARS, STACK_MATRIX_HOSTNAME, STACK_SERVER_NAME, PlaybookRun,
                      run_playbook)
 
 sys.path.insert(0, str(REPO_ROOT / "tests" / "bed"))
@@ -178,7 +178,7 @@ def converged_stack(bed_target: BedTarget, extra: Optional[Dict[str, Any]] = Non
     stack = Stack(bed=bed_target, extra_vars=extra_vars, ca_file=bed_target.workdir / "ca.crt")
     run = stack.converge()
     assert run.rc == 0 and run.failed == 0, "first converge failed:\n" + run.tail(80)
-    _rc, ca_pem = bed_target.sh("cat /opt/hearth-matrix/nginx-proxy/tls/ca.crt")
+    _rc, ca_pem = bed_target.sh("cat " + CA_ON_TARGET)
     stack.ca_file.write_text(ca_pem)
     registered = stack.register(ADMIN_USER, ADMIN_PASSWORD, admin=True)
     assert registered.rc == 0, "register_user failed:\n" + registered.tail(60)

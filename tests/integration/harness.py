@@ -28,6 +28,8 @@ PLAYBOOKS = REPO_ROOT / "playbooks"
 # writes, plus what a closed test network needs (no remote key servers, local images).
 STACK_SERVER_NAME = "hearth.test"
 STACK_MATRIX_HOSTNAME = "matrix." + STACK_SERVER_NAME
+# The CA the proxy generates when no certificate is given (clients must trust it).
+CA_ON_TARGET = "/opt/hearth-matrix/nginx-proxy/tls/ca.crt"
 SANDBOX_STACK_VARS: Dict[str, Any] = {
     # The bed's inventory lists its target under "all" (the playbooks default to the
     # matrix_servers group of a real inventory).

@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 import bed  # tests/bed
-from harness import REPO_ROOT, STACK_MATRIX_HOSTNAME, LoopbackNames, https_get
+from harness import CA_ON_TARGET, REPO_ROOT, STACK_MATRIX_HOSTNAME, LoopbackNames, https_get
 
 from .services import outage, restarted
 from .stack import STACK_UNITS, BenchFailure, BenchStack, Converge
 from .wrk import WrkResult, run_wrk
 
-CA_ON_TARGET = "/opt/hearth-matrix/nginx-proxy/tls/ca.crt"
 RECOMMENDED_CONFIG = REPO_ROOT / "ansible.cfg"
 # The one setting changed: Synapse's upload limit (only Synapse's config depends on it).
 CHANGED_SETTING = "synapse_max_upload_size"
