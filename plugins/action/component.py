@@ -1,0 +1,103 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, hearth.matrix contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Controller side of hearth.matrix.component.
+
+With ``role``, builds the component from the role's shared options (module_utils/
+role_options.py) and its ``spec``, and checks the role's ``checks``, all on the controller,
+so bad input fails before the host is touched, naming the variable. When the variable
+``hearth_plan`` is true it stops there and adds the component to the fact
+``hearth_planned_components`` (the site playbook then converges every component in one
+call). Otherwise it runs the module on the host.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Optional
+
+from ansible.errors import AnsibleError
+from ansible.module_utils.parsing.convert_bool import boolean
+from ansible.plugins.action import ActionBase
+from ansible_collections.hearth.matrix.plugins.module_utils.component import components_from_list
+from ansible_collections.hearth.matrix.plugins.module_utils.container import SpecError
+from ansible_collections.hearth.matrix.plugins.module_utils.role_options import (
+    SHARED_OPTIONS,
+    RoleInputError,
+    build_component,
+    check_port_clash,
+    check_rules,
+)
+
+PLANNED_FACT = "hearth_planned_components"
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(("role", "spec", "checks", "components", "unit_dir"))
+
+    def _variable(self, task_vars: Mapping[str, Any], name: str) -> Any:
+        """A variable of the play, templated (ansible-core 2.19 and older)."""
+        resolve = getattr(self._templar, "resolve_variable_expression", None)
+        if resolve is not None:
+            return resolve(name)
+        return self._templar.template(task_vars[name])
+
+    def _role_lookup(self, role: str, task_vars: Mapping[str, Any]) -> Dict[str, Any]:
+        lookup: Dict[str, Any] = {}
+        for option in SHARED_OPTIONS:
+            name = "%s_%s" % (role, option)
+            if name in task_vars:
+                lookup[name] = self._variable(task_vars, name)
+        return lookup
+
+    def _planned(self, task_vars: Mapping[str, Any]) -> List[Dict[str, Any]]:
+        if PLANNED_FACT not in task_vars:
+            return []
+        planned = self._variable(task_vars, PLANNED_FACT)
+        return list(planned or [])
+
+    def run(self, tmp: Optional[str] = None, task_vars: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        args = self._task.args
+        role = args.get("role")
+        plan = False
+        try:
+            if role:
+                lookup = self._role_lookup(role, task_vars)
+                validated = "%s_validated" % role in task_vars and boolean(self._variable(task_vars, "%s_validated" % role))
+                enabled = boolean(lookup.get("%s_enabled" % role, True))
+                if enabled and not validated:
+                    check_rules(role, args.get("checks") or [])
+                component = build_component(role, lookup, args.get("spec") if enabled else None)
+                plan = "hearth_plan" in task_vars and boolean(self._variable(task_vars, "hearth_plan"))
+                if plan:
+                    planned = [item for item in self._planned(task_vars) if item.get("role") != role]
+                    check_port_clash(role, component, planned)
+                    result.update(changed=False, component=component["name"],
+                                  ansible_facts={PLANNED_FACT: planned + [{"role": role, "component": component}]})
+                    return result
+                components = [component]
+            else:
+                components = args.get("components")
+                if components is None:
+                    raise RoleInputError("components", "or role is required")
+                components_from_list(components)
+        except RoleInputError as error:
+            result.update(failed=True, msg=str(error))
+            return result
+        except SpecError as error:
+            result.update(failed=True, msg="components: %s" % error)
+            return result
+        except (TypeError, ValueError, AnsibleError) as error:
+            result.update(failed=True, msg="%s: %s" % (role or "components", error))
+            return result
+        module_args = {"components": components}
+        if args.get("unit_dir"):
+            module_args["unit_dir"] = args["unit_dir"]
+        outcome = self._execute_module(module_name="hearth.matrix.component", module_args=module_args,
+                                       task_vars=task_vars)
+        # The arguments hold rendered config files: they never go back into the output.
+        outcome.pop("invocation", None)
+        result.update(outcome)
+        return result

@@ -1,0 +1,224 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, hearth.matrix contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Files, directories and secrets on the host, converged without side effects in check mode.
+
+Every function takes a ``Host`` (the few things it needs from AnsibleModule) and returns
+what it changed (or would change), so the module can report it and decide restarts.
+"""
+
+from __future__ import annotations
+
+import base64
+import grp
+import hashlib
+import os
+import pwd
+import secrets
+import stat
+import string
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple
+
+from ansible_collections.hearth.matrix.plugins.module_utils.component import (
+    SECRET_REF_RE,
+    Directory,
+    File,
+    Link,
+    Ownership,
+    Secret,
+)
+
+# What a secret looks like in check mode before it exists (never written anywhere).
+CHECK_MODE_SECRET = "(generated-on-apply)"
+_ALPHABET = string.ascii_letters + string.digits
+
+
+class Host(Protocol):
+    check_mode: bool
+
+    def run_command(self, args: Sequence[str], **kwargs: Any) -> Tuple[int, str, str]: ...
+
+    def fail_json(self, msg: str, **kwargs: Any) -> Any: ...
+
+
+class HostError(Exception):
+    """Something on the host is not as the component needs it; ``field`` names the input."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__("%s: %s" % (field_name, message))
+        self.field = field_name
+
+
+@dataclass
+class Report:
+    """What a converge changed; ``restart`` collects changes the running service must see."""
+
+    changes: List[str] = field(default_factory=list)
+    diffs: List[Dict[str, str]] = field(default_factory=list)
+    restart_reasons: List[str] = field(default_factory=list)
+    digests: List[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)
+
+
+def uid_of(owner: str) -> int:
+    if owner.isdigit():
+        return int(owner)
+    try:
+        return pwd.getpwnam(owner).pw_uid
+    except KeyError:
+        raise HostError("owner", "no user %r on the host" % owner) from None
+
+
+def gid_of(group: str) -> int:
+    if group.isdigit():
+        return int(group)
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise HostError("group", "no group %r on the host" % group) from None
+
+
+def attributes_differ(path: str, own: Ownership) -> bool:
+    st = os.lstat(path)
+    return (st.st_uid != uid_of(own.owner) or st.st_gid != gid_of(own.group)
+            or stat.S_IMODE(st.st_mode) != int(own.mode, 8))
+
+
+def apply_attributes(path: str, own: Ownership) -> None:
+    os.chown(path, uid_of(own.owner), gid_of(own.group))
+    os.chmod(path, int(own.mode, 8))
+
+
+def ensure_directory(host: Host, directory: Directory, report: Report) -> None:
+    path = directory.path
+    if os.path.isdir(path) and not os.path.islink(path):
+        if attributes_differ(path, directory.own):
+            report.changes.append("directory %s: owner/mode" % path)
+            if not host.check_mode:
+                apply_attributes(path, directory.own)
+        return
+    if os.path.lexists(path):
+        raise HostError("directories", "%s exists and is not a directory" % path)
+    report.changes.append("directory %s: created" % path)
+    if not host.check_mode:
+        os.makedirs(path, exist_ok=True)
+        apply_attributes(path, directory.own)
+
+
+def generate_secret(fmt: str, length: int) -> str:
+    if fmt == "synapse_signing_key":
+        seed = base64.b64encode(secrets.token_bytes(32)).decode("ascii").rstrip("=")
+        key_id = "a_" + "".join(secrets.choice(_ALPHABET) for _position in range(4))
+        return "ed25519 %s %s" % (key_id, seed)
+    return "".join(secrets.choice(_ALPHABET) for _position in range(length))
+
+
+def _write_private(path: str, data: bytes, own: Ownership) -> None:
+    """Write atomically; the temporary file is 0600 from the start, so nothing leaks."""
+    directory = os.path.dirname(path)
+    fd, tmp_path = tempfile.mkstemp(prefix=".hearth-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        apply_attributes(tmp_path, own)
+        os.rename(tmp_path, path)
+    finally:
+        if os.path.exists(tmp_path):
+            os.unlink(tmp_path)
+
+
+def ensure_secret(host: Host, secret: Secret, report: Report) -> None:
+    """Create the secret once; an existing one is kept whatever it holds."""
+    if os.path.lexists(secret.path):
+        if attributes_differ(secret.path, secret.own):
+            report.changes.append("secret %s: owner/mode" % secret.path)
+            if not host.check_mode:
+                apply_attributes(secret.path, secret.own)
+        return
+    report.changes.append("secret %s: generated" % secret.path)
+    report.diffs.append({"before_header": secret.path, "after_header": secret.path, "before": "",
+                         "after": "(new %s secret, value not shown)\n" % secret.format})
+    if not host.check_mode:
+        if not os.path.isdir(os.path.dirname(secret.path)):
+            raise HostError("secrets", "directory of %s does not exist" % secret.path)
+        _write_private(secret.path, (generate_secret(secret.format, secret.length) + "\n").encode("ascii"), secret.own)
+
+
+def read_secret(host: Host, path: str) -> str:
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            return handle.read().strip()
+    except FileNotFoundError:
+        if host.check_mode:
+            return CHECK_MODE_SECRET
+        raise HostError("files", "the secret %s a file refers to does not exist" % path) from None
+
+
+def _final_content(host: Host, item: File) -> bytes:
+    if item.src is not None:
+        try:
+            with open(item.src, "rb") as handle:
+                return handle.read()
+        except OSError as error:
+            raise HostError("files", "cannot read %s: %s" % (item.src, error.strerror)) from None
+    assert item.content is not None
+    text = SECRET_REF_RE.sub(lambda match: read_secret(host, match.group(1)), item.content)
+    return text.encode("utf-8")
+
+
+def _read_bytes(path: str) -> Optional[bytes]:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def ensure_file(host: Host, item: File, report: Report) -> None:
+    data = _final_content(host, item)
+    digest = hashlib.sha256(data).hexdigest()
+    if item.restart:
+        report.digests.append("%s=%s" % (item.path, digest))
+    before = _read_bytes(item.path)
+    if os.path.islink(item.path):
+        before = None
+    if before == data:
+        if attributes_differ(item.path, item.own):
+            report.changes.append("file %s: owner/mode" % item.path)
+            if not host.check_mode:
+                apply_attributes(item.path, item.own)
+        return
+    report.changes.append("file %s: %s" % (item.path, "created" if before is None else "updated"))
+    if item.restart:
+        report.restart_reasons.append(item.path)
+    if item.hidden:
+        report.diffs.append({"before_header": item.path, "after_header": item.path,
+                             "before": "" if before is None else "(content not shown: holds a secret)\n",
+                             "after": "(content not shown: holds a secret)\n"})
+    else:
+        report.diffs.append({"before_header": item.path, "after_header": item.path,
+                             "before": (before or b"").decode("utf-8", "replace"),
+                             "after": data.decode("utf-8", "replace")})
+    if not host.check_mode:
+        if not os.path.isdir(os.path.dirname(item.path)):
+            raise HostError("files", "directory of %s does not exist" % item.path)
+        if os.path.islink(item.path):
+            os.unlink(item.path)
+        _write_private(item.path, data, item.own)
+
+
+def ensure_link(host: Host, link: Link, report: Report) -> None:
+    if os.path.islink(link.path) and os.readlink(link.path) == link.src:
+        return
+    report.changes.append("link %s -> %s" % (link.path, link.src))
+    if not host.check_mode:
+        if os.path.lexists(link.path):
+            if os.path.isdir(link.path) and not os.path.islink(link.path):
+                raise HostError("links", "%s is a directory" % link.path)
+            os.unlink(link.path)
+        os.symlink(link.src, link.path)

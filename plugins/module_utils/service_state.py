@@ -1,0 +1,197 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, hearth.matrix contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The engine and systemd side of a converge: host facts, image, networks, unit, service.
+
+One ``systemctl show`` asks for the state of every unit at once, and starts and restarts go
+to systemd as one job transaction, so systemd orders them by the units' own dependencies
+and runs what it can in parallel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
+
+from ansible_collections.hearth.matrix.plugins.module_utils.component import Component
+from ansible_collections.hearth.matrix.plugins.module_utils.host_state import Host, HostError, Report
+from ansible_collections.hearth.matrix.plugins.module_utils.unit import HostPaths, UnitSpec, render_unit
+
+ENGINE_UNITS = {"docker": "docker.service", "podman": ""}
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    engine: str
+    engine_path: str
+    sh_path: str
+    systemctl: str
+    openssl: Optional[str]
+    systemd_version: int
+
+    @property
+    def engine_unit(self) -> str:
+        return ENGINE_UNITS[self.engine]
+
+    @property
+    def paths(self) -> HostPaths:
+        return HostPaths(engine=self.engine_path, sh=self.sh_path)
+
+
+class BinFinder:
+    """Looks up commands on the host (AnsibleModule.get_bin_path)."""
+
+    def get_bin_path(self, arg: str, required: bool = False, opt_dirs: Optional[List[str]] = None) -> Optional[str]:
+        raise NotImplementedError
+
+
+def detect_facts(host: Host, finder: BinFinder, engine: str) -> HostFacts:
+    engine_path = finder.get_bin_path(engine)
+    if not engine_path:
+        raise HostError("engine", "no '%s' executable on the host: install %s first (installing the engine "
+                        "is outside this collection)" % (engine, engine))
+    systemctl = finder.get_bin_path("systemctl")
+    if not systemctl:
+        raise HostError("engine", "systemctl not found: the host must run systemd")
+    rc, out, _err = host.run_command([systemctl, "--version"])
+    match = re.match(r"systemd (\d+)", out or "")
+    return HostFacts(
+        engine=engine,
+        engine_path=engine_path,
+        sh_path=finder.get_bin_path("sh") or "/bin/sh",
+        systemctl=systemctl,
+        openssl=finder.get_bin_path("openssl"),
+        systemd_version=int(match.group(1)) if rc == 0 and match else 0,
+    )
+
+
+def ensure_image(host: Host, facts: HostFacts, component: Component, report: Report) -> str:
+    """The image ID (pulled first when missing); part of what decides a restart."""
+    inspect = [facts.engine_path, "image", "inspect", "--format", "{{.Id}}", component.image]
+    rc, out, _err = host.run_command(inspect)
+    if rc == 0 and out.strip():
+        return out.strip().splitlines()[0]
+    if not component.pull:
+        raise HostError("image", "%s is not on the host and pulling is off" % component.image)
+    report.changes.append("image %s: pulled" % component.image)
+    report.restart_reasons.append("image")
+    if host.check_mode:
+        return "(pulled on apply)"
+    rc, out, err = host.run_command([facts.engine_path, "pull", component.image])
+    if rc != 0:
+        raise HostError("image", "pulling %s failed: %s" % (component.image, (err or out).strip()[-400:]))
+    rc, out, err = host.run_command(inspect)
+    if rc != 0:
+        raise HostError("image", "%s is still missing after the pull: %s" % (component.image, err.strip()))
+    return out.strip().splitlines()[0]
+
+
+def ensure_networks(host: Host, facts: HostFacts, networks: Sequence[str], report: Report) -> None:
+    for network in networks:
+        rc, _out, _err = host.run_command([facts.engine_path, "network", "inspect", network])
+        if rc == 0:
+            continue
+        report.changes.append("network %s: created" % network)
+        if not host.check_mode:
+            rc, out, err = host.run_command([facts.engine_path, "network", "create", network])
+            if rc != 0:
+                raise HostError("networks", "creating network %s failed: %s" % (network, (err or out).strip()))
+
+
+def unit_text(facts: HostFacts, component: Component, image_id: str, report: Report) -> str:
+    """The unit; its fingerprint line changes whenever the image or a restart-relevant file does."""
+    assert component.container is not None
+    fingerprint = hashlib.sha256("\n".join([image_id, component.extra_fingerprint] + sorted(report.digests))
+                                 .encode("utf-8")).hexdigest()[:16]
+    spec = UnitSpec(
+        container=component.container,
+        engine=component.engine,
+        paths=facts.paths,
+        description=component.description,
+        engine_unit=facts.engine_unit,
+        requires=component.requires,
+        wants=component.wants,
+        after=component.after,
+        restart_sec=component.restart_sec,
+        ready_timeout=component.ready_timeout,
+        fingerprint="image=%s state=%s" % (image_id[:19], fingerprint),
+    )
+    return render_unit(spec)
+
+
+def read_text(path: str) -> Optional[str]:
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def write_unit(path: str, text: str) -> None:
+    fd, tmp_path = tempfile.mkstemp(prefix=".hearth-", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp_path, 0o644)
+        os.rename(tmp_path, path)
+    finally:
+        if os.path.exists(tmp_path):
+            os.unlink(tmp_path)
+
+
+def unit_states(host: Host, facts: HostFacts, names: Sequence[str]) -> Dict[str, Dict[str, str]]:
+    """ActiveState, UnitFileState, NeedDaemonReload of each service, in one systemctl call."""
+    if not names:
+        return {}
+    units = [name + ".service" for name in names]
+    rc, out, err = host.run_command([facts.systemctl, "show", "--property=Id,ActiveState,UnitFileState,NeedDaemonReload"]
+                                    + units)
+    if rc != 0:
+        raise HostError("systemd", "systemctl show failed: %s" % err.strip())
+    states: Dict[str, Dict[str, str]] = {}
+    current: Dict[str, str] = {}
+    for line in (out + "\n\n").splitlines():
+        if not line.strip():
+            if current.get("Id"):
+                states[current["Id"][:-len(".service")] if current["Id"].endswith(".service") else current["Id"]] = current
+            current = {}
+            continue
+        key, _sep, value = line.partition("=")
+        current[key] = value
+    return {name: states.get(name, {}) for name in names}
+
+
+def systemctl(host: Host, facts: HostFacts, verb: str, names: Sequence[str]) -> None:
+    """One systemctl call for all the services (one job transaction for start/restart)."""
+    if not names or host.check_mode:
+        return
+    rc, out, err = host.run_command([facts.systemctl, verb] + [name + ".service" for name in names])
+    if rc != 0:
+        raise HostError("systemd", "systemctl %s %s failed: %s" % (verb, " ".join(names), (err or out).strip()))
+
+
+def daemon_reload(host: Host, facts: HostFacts) -> None:
+    if host.check_mode:
+        return
+    rc, out, err = host.run_command([facts.systemctl, "daemon-reload"])
+    if rc != 0:
+        raise HostError("systemd", "systemctl daemon-reload failed: %s" % (err or out).strip())
+
+
+def remove_service(host: Host, facts: HostFacts, name: str, unit_path: str, report: Report) -> bool:
+    """Stop, disable and remove the unit and the container; data directories stay."""
+    before = read_text(unit_path)
+    if before is None:
+        return False
+    report.changes.append("service %s: removed (unit and container; data kept)" % name)
+    report.diffs.append({"before_header": unit_path, "after_header": unit_path, "before": before, "after": ""})
+    if not host.check_mode:
+        # A unit that is already stopped or was never enabled is fine.
+        host.run_command([facts.systemctl, "disable", "--now", name + ".service"])
+        os.unlink(unit_path)
+        host.run_command([facts.engine_path, "rm", "--force", name])
+    return True

@@ -1,0 +1,293 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, hearth.matrix contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: component
+short_description: Converge components of the stack (files, image, unit, service) in one call
+version_added: "0.2.0"
+description:
+  - Takes the whole desired state of one or more components and converges it on the host in
+    one execution. For each component, in the order given - its directories (owner, group,
+    mode), its secrets (generated once, never regenerated), its config files (rendered on the
+    controller, written atomically; an unchanged file is not touched), links, a self-signed
+    certificate when asked, the image (pulled only when missing; its ID decides restarts with
+    the files), the container networks, and the systemd unit (the collection's one model of a
+    unit and of a container).
+  - Then the services, with as few systemd calls as possible - one C(daemon-reload) when a
+    unit changed, one C(enable) for the units not enabled yet, and one C(restart) job
+    transaction for every service that is not running or whose unit changed, so systemd
+    orders the starts by the units' own dependencies. A service whose unit is unchanged and
+    that runs is left alone.
+  - A component with O(components[].state=absent) loses its unit and its container; its data
+    directories stay.
+  - A file may name a secret that lives on the host with the marker
+    C(@@hearth-secret:/absolute/path@@) (filter M(hearth.matrix.secret_ref)); the module puts
+    the secret's value there on the host, so the value never travels to the controller, and
+    such files are never shown in a diff.
+  - With the action plugin of the same name, a role passes O(role) and the shared options
+    C(<role>_enabled), C(_engine), C(_service_name), C(_image), C(_uid), C(_gid),
+    C(_base_dir), C(_container_networks), C(_manage_networks), C(_container_ports),
+    C(_memory), C(_pids_limit), C(_stop_timeout), C(_ready_timeout), C(_requires),
+    C(_wants), C(_after), C(_reload_on_ready) are read from the role's variables and checked
+    on the controller; errors name the variable. When the variable C(hearth_plan) is true the
+    component is only checked and added to the fact C(hearth_planned_components), so a
+    playbook can check every component before anything changes and converge them all in one
+    call.
+options:
+  role:
+    description:
+      - Prefix of the calling role's variables (for example V(synapse)); the action plugin
+        builds one component from them, O(spec) and O(checks).
+    type: str
+  spec:
+    description:
+      - The component's own part of the desired state when O(role) is given - C(description),
+        C(directories), C(secrets), C(files), C(links), C(tls), C(container) (mounts, tmpfs,
+        env, health check, command ...; image, user, networks, ports and limits come from the
+        shared options).
+    type: dict
+  checks:
+    description:
+      - Rules of the role that the argument spec cannot express, checked on the controller
+        before anything changes, each C(ok) (boolean) and C(msg) (names the variable). Skipped
+        when C(<role>_validated) is true.
+    type: list
+    elements: dict
+    default: []
+  components:
+    description:
+      - Complete components, converged in the order given. Keys - C(name), C(state)
+        (V(started) or V(absent)), C(engine), C(description), C(pull), C(create_networks),
+        C(requires), C(wants), C(after), C(reload_on_ready), C(ready_timeout),
+        C(restart_sec), C(directories) (C(path/owner/group/mode)), C(secrets)
+        (C(path/owner/group/mode/length/format)), C(files)
+        (C(path/content|src/owner/group/mode/restart/secret)), C(links) (C(path/src)),
+        C(tls) (C(ca_dir/tls_dir/domains/common_name/key_owner/key_group/cert_group/days/ca_days)),
+        C(container) (the container spec of M(hearth.matrix.container_service)),
+        C(fingerprint).
+    type: list
+    elements: dict
+  unit_dir:
+    description: Directory for the unit files.
+    type: path
+    default: /etc/systemd/system
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+  action:
+    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
+    support: full
+author:
+  - Hearth Matrix contributors (@hearth-matrix)
+"""
+
+EXAMPLES = r"""
+- name: Converge Synapse from the synapse_* variables of the calling role
+  hearth.matrix.component:
+    role: synapse
+    spec:
+      description: Synapse Matrix homeserver
+      directories:
+        - {path: /opt/hearth-matrix/synapse/config, owner: root, group: "991", mode: "0750"}
+      files:
+        - path: /opt/hearth-matrix/synapse/config/homeserver.yaml
+          content: "{{ lookup('ansible.builtin.template', 'homeserver.yaml.j2') }}"
+          group: "991"
+          mode: "0640"
+      container:
+        mounts:
+          - {source: /opt/hearth-matrix/synapse/config, target: /config}
+
+- name: Remove a component (unit and container; data stays)
+  hearth.matrix.component:
+    components:
+      - {name: hearth-identity, state: absent, engine: docker}
+"""
+
+RETURN = r"""
+components:
+  description: Per service - C(changed), C(changes) (what changed, in words), C(started), C(restarted).
+  returned: always
+  type: dict
+  sample: {"hearth-synapse": {"changed": true, "changes": ["file /opt/x: updated"], "started": false, "restarted": true}}
+restarted:
+  description: Services restarted because something they depend on changed.
+  returned: always
+  type: list
+  elements: str
+  sample: [hearth-synapse]
+started:
+  description: Services that were not running and were started.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+"""
+
+import os
+from typing import Any, Dict, List
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.hearth.matrix.plugins.module_utils.component import Component, components_from_list
+from ansible_collections.hearth.matrix.plugins.module_utils.container import SpecError
+from ansible_collections.hearth.matrix.plugins.module_utils.host_state import (
+    HostError,
+    Report,
+    ensure_directory,
+    ensure_file,
+    ensure_link,
+    ensure_secret,
+)
+from ansible_collections.hearth.matrix.plugins.module_utils.service_state import (
+    HostFacts,
+    daemon_reload,
+    detect_facts,
+    ensure_image,
+    ensure_networks,
+    read_text,
+    remove_service,
+    systemctl,
+    unit_states,
+    unit_text,
+    write_unit,
+)
+from ansible_collections.hearth.matrix.plugins.module_utils.tls import ensure_self_signed
+
+ARGUMENT_SPEC: Dict[str, Any] = {
+    "role": {"type": "str"},
+    "spec": {"type": "dict"},
+    "checks": {"type": "list", "elements": "dict", "default": []},
+    "components": {"type": "list", "elements": "dict"},
+    "unit_dir": {"type": "path", "default": "/etc/systemd/system"},
+}
+
+
+def _converge_files(module: AnsibleModule, facts: HostFacts, component: Component, report: Report) -> None:
+    for directory in component.directories:
+        ensure_directory(module, directory, report)
+    for secret in component.secrets:
+        ensure_secret(module, secret, report)
+    for item in component.files:
+        ensure_file(module, item, report)
+    for link in component.links:
+        ensure_link(module, link, report)
+    if component.tls is not None:
+        ensure_self_signed(module, facts.openssl, component.tls, report)
+        certificate = read_text(os.path.join(component.tls.tls_dir, "server.crt")) or "pending"
+        report.digests.append("tls=%s" % certificate)
+
+
+def _converge_unit(module: AnsibleModule, facts: HostFacts, component: Component, unit_path: str, report: Report) -> bool:
+    """Everything but the service state; True when the unit changed."""
+    _converge_files(module, facts, component, report)
+    assert component.container is not None
+    if component.create_networks:
+        ensure_networks(module, facts, component.container.networks, report)
+    image_id = ensure_image(module, facts, component, report)
+    text = unit_text(facts, component, image_id, report)
+    before = read_text(unit_path)
+    if before == text:
+        return False
+    report.changes.append("unit %s: %s" % (unit_path, "written" if before is None else "updated"))
+    report.diffs.append({"before_header": unit_path, "after_header": unit_path, "before": before or "", "after": text})
+    if not module.check_mode:
+        if not os.path.isdir(os.path.dirname(unit_path)):
+            raise HostError("unit_dir", "%s does not exist" % os.path.dirname(unit_path))
+        write_unit(unit_path, text)
+    return True
+
+
+def converge(module: AnsibleModule, components: List[Component]) -> Dict[str, Any]:
+    unit_dir = module.params["unit_dir"]
+    facts_by_engine: Dict[str, HostFacts] = {}
+    reports: Dict[str, Report] = {}
+    for component in components:
+        if component.engine not in facts_by_engine:
+            facts_by_engine[component.engine] = detect_facts(module, module, component.engine)
+    for component in components:
+        if component.state == "started" and component.container is None:
+            # Files only (e.g. the secrets several services share): before any service.
+            _converge_files(module, facts_by_engine[component.engine], component,
+                            reports.setdefault(component.name, Report()))
+    present = [c for c in components if c.state == "started" and c.container is not None]
+    any_facts = next(iter(facts_by_engine.values()))
+    states = unit_states(module, any_facts, [c.name for c in present])
+    reload_needed = False
+    to_enable: List[str] = []
+    to_start: List[str] = []
+    to_restart: List[str] = []
+    for component in present:
+        report = reports[component.name] = Report()
+        unit_path = os.path.join(unit_dir, component.name + ".service")
+        unit_changed = _converge_unit(module, facts_by_engine[component.engine], component, unit_path, report)
+        state = states.get(component.name, {})
+        # A unit written by a run that died before reloading systemd still needs its restart.
+        stale = state.get("NeedDaemonReload") == "yes"
+        reload_needed = reload_needed or unit_changed or stale
+        if state.get("UnitFileState") != "enabled":
+            to_enable.append(component.name)
+            report.changes.append("service %s: enabled" % component.name)
+        if state.get("ActiveState") not in ("active", "activating", "reloading"):
+            to_start.append(component.name)
+            report.changes.append("service %s: started" % component.name)
+        elif unit_changed or stale:
+            to_restart.append(component.name)
+            report.changes.append("service %s: restarted" % component.name)
+    if reload_needed and not module.check_mode:
+        daemon_reload(module, any_facts)
+    systemctl(module, any_facts, "enable", to_enable)
+    # One job transaction: systemd orders the starts by After=/Requires= and runs the
+    # independent ones in parallel; restart also starts a service that is not running.
+    systemctl(module, any_facts, "restart", to_start + to_restart)
+    removed_any = False
+    for component in components:
+        if component.state == "absent":
+            report = reports[component.name] = Report()
+            unit_path = os.path.join(unit_dir, component.name + ".service")
+            removed_any = remove_service(module, facts_by_engine[component.engine], component.name, unit_path,
+                                         report) or removed_any
+    if removed_any and not module.check_mode:
+        daemon_reload(module, any_facts)
+    result: Dict[str, Any] = {
+        "changed": any(report.changed for report in reports.values()),
+        "components": {
+            name: {"changed": report.changed, "changes": report.changes,
+                   "started": name in to_start, "restarted": name in to_restart}
+            for name, report in reports.items()
+        },
+        "started": to_start,
+        "restarted": to_restart,
+    }
+    if module._diff:
+        result["diff"] = [diff for report in reports.values() for diff in report.diffs]
+    return result
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    if module.params["components"] is None:
+        module.fail_json(msg="components is required (the action plugin builds it from role/spec)")
+    try:
+        components = components_from_list(module.params["components"])
+    except SpecError as error:
+        module.fail_json(msg="components: %s" % error, field=error.field)
+    if not components:
+        module.exit_json(changed=False, components={}, started=[], restarted=[])
+    try:
+        result = converge(module, components)
+    except (HostError, SpecError) as error:
+        module.fail_json(msg=str(error), field=error.field)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
