@@ -83,6 +83,8 @@ class File:
     restart: bool = True
     # True: never show the content in a diff (it holds a secret given as a value).
     secret: bool = False
+    # The variable the user set for ``src``, named in errors.
+    label: str = ""
 
     @property
     def hidden(self) -> bool:
@@ -111,6 +113,18 @@ class SelfSignedTls:
 
 
 @dataclass(frozen=True)
+class ServiceUser:
+    """The account the containers' uid/gid belong to (declared with sysusers.d when possible)."""
+
+    name: str
+    uid: int
+    group: str
+    gid: int
+    home: str
+    sysusers_dir: str = ""
+
+
+@dataclass(frozen=True)
 class Component:
     name: str
     state: str
@@ -130,6 +144,9 @@ class Component:
     files: Tuple[File, ...] = ()
     links: Tuple[Link, ...] = ()
     tls: Optional[SelfSignedTls] = None
+    service_user: Optional[ServiceUser] = None
+    # Networks to create that no container of this component names (e.g. the stack's).
+    networks: Tuple[str, ...] = ()
     container: Optional[ContainerSpec] = None
     extra_fingerprint: str = ""
 
@@ -233,6 +250,7 @@ def _files(raw: Mapping[str, Any]) -> Tuple[File, ...]:
             src=_abs(src, where + ".src") if src is not None else None,
             restart=_bool(item, "restart", where, True),
             secret=_bool(item, "secret", where, False),
+            label=str(item.get("label") or where + ".src"),
         ))
     return tuple(result)
 
@@ -268,6 +286,30 @@ def _tls(raw: Any) -> Optional[SelfSignedTls]:
         days=days,
         ca_days=ca_days,
     )
+
+
+def _service_user(raw: Any) -> Optional[ServiceUser]:
+    if not raw:
+        return None
+    raw = _mapping(raw, "service_user")
+    names = {}
+    for key in ("name", "group"):
+        value = raw.get(key)
+        if not isinstance(value, str) or not re.match(r"^[a-z_][a-z0-9_-]{0,31}$", value):
+            raise SpecError("service_user.%s" % key, "must be a user/group name, got %r" % (value,))
+        names[key] = value
+    sysusers_dir = raw.get("sysusers_dir") or ""
+    return ServiceUser(name=names["name"], uid=_int(raw, "uid", "service_user", 0, 1), group=names["group"],
+                       gid=_int(raw, "gid", "service_user", 0, 1), home=_abs(raw.get("home"), "service_user.home"),
+                       sysusers_dir=_abs(sysusers_dir, "service_user.sysusers_dir") if sysusers_dir else "")
+
+
+def _networks(raw: Mapping[str, Any]) -> Tuple[str, ...]:
+    names = _list(raw, "networks")
+    for index, name in enumerate(names):
+        if not isinstance(name, str) or not re.match(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$", name):
+            raise SpecError("networks[%d]" % index, "invalid network name %r" % (name,))
+    return tuple(names)
 
 
 def _unit_list(raw: Mapping[str, Any], key: str) -> Tuple[str, ...]:
@@ -311,6 +353,8 @@ def component_from_dict(raw: Mapping[str, Any]) -> Component:
         files=_files(raw),
         links=_links(raw),
         tls=_tls(raw.get("tls")),
+        service_user=_service_user(raw.get("service_user")),
+        networks=_networks(raw),
         container=container,
         extra_fingerprint=_str(raw, "fingerprint", "", default=""),
     )

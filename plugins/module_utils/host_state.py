@@ -28,6 +28,7 @@ from ansible_collections.hearth.matrix.plugins.module_utils.component import (
     Link,
     Ownership,
     Secret,
+    ServiceUser,
 )
 
 # What a secret looks like in check mode before it exists (never written anywhere).
@@ -159,13 +160,20 @@ def read_secret(host: Host, path: str) -> str:
         raise HostError("files", "the secret %s a file refers to does not exist" % path) from None
 
 
+def check_sources(files: Sequence[File]) -> None:
+    """Files copied from the host must be there before anything changes."""
+    for item in files:
+        if item.src is not None and not os.path.isfile(item.src):
+            raise HostError(item.label, "%s is not a file on the host" % item.src)
+
+
 def _final_content(host: Host, item: File) -> bytes:
     if item.src is not None:
         try:
             with open(item.src, "rb") as handle:
                 return handle.read()
         except OSError as error:
-            raise HostError("files", "cannot read %s: %s" % (item.src, error.strerror)) from None
+            raise HostError(item.label, "cannot read %s: %s" % (item.src, error.strerror)) from None
     assert item.content is not None
     text = SECRET_REF_RE.sub(lambda match: read_secret(host, match.group(1)), item.content)
     return text.encode("utf-8")
@@ -222,3 +230,62 @@ def ensure_link(host: Host, link: Link, report: Report) -> None:
                 raise HostError("links", "%s is a directory" % link.path)
             os.unlink(link.path)
         os.symlink(link.src, link.path)
+
+
+def _account(user: ServiceUser) -> Tuple[Optional[Tuple[int, int]], Optional[int]]:
+    """((uid, primary gid) of the user, gid of the group), None where missing."""
+    try:
+        entry = pwd.getpwnam(user.name)
+        account: Optional[Tuple[int, int]] = (entry.pw_uid, entry.pw_gid)
+    except KeyError:
+        account = None
+    try:
+        gid: Optional[int] = grp.getgrnam(user.group).gr_gid
+    except KeyError:
+        gid = None
+    return account, gid
+
+
+def ensure_service_user(host: Host, sysusers: Optional[str], useradd: Optional[str], groupadd: Optional[str],
+                        user: ServiceUser, report: Report) -> None:
+    """The account of the containers' uid/gid; declared in sysusers.d where systemd has it."""
+    account, gid = _account(user)
+    if account is not None and account != (user.uid, user.gid):
+        raise HostError("service_user", "user %s exists with uid:gid %d:%d, not %d:%d; change it or the "
+                        "configured ids" % (user.name, account[0], account[1], user.uid, user.gid))
+    if gid is not None and gid != user.gid:
+        raise HostError("service_user", "group %s exists with gid %d, not %d" % (user.group, gid, user.gid))
+    if user.sysusers_dir and sysusers:
+        drop_in = File(
+            path="%s/%s.conf" % (user.sysusers_dir, user.name),
+            own=Ownership("root", "root", "0644"),
+            content='g %s %d\nu %s %d:%d "hearth.matrix service user" %s /usr/sbin/nologin\n'
+                    % (user.group, user.gid, user.name, user.uid, user.gid, user.home),
+            restart=False,
+        )
+        if not os.path.isdir(user.sysusers_dir):
+            ensure_directory(host, Directory(user.sysusers_dir, Ownership("root", "root", "0755")), report)
+        before = len(report.changes)
+        if os.path.isdir(user.sysusers_dir) or not host.check_mode:
+            ensure_file(host, drop_in, report)
+        if account is None or gid is None or len(report.changes) > before:
+            report.changes.append("service user %s: declared with systemd-sysusers" % user.name)
+            if not host.check_mode:
+                _run(host, [sysusers, drop_in.path])
+        return
+    if gid is None:
+        report.changes.append("group %s: created" % user.group)
+        if not host.check_mode:
+            _run(host, [groupadd or "groupadd", "--system", "--gid", str(user.gid), user.group])
+    if account is None:
+        report.changes.append("user %s: created" % user.name)
+        if not host.check_mode:
+            _run(host, [useradd or "useradd", "--system", "--uid", str(user.uid), "--gid", user.group, "--no-create-home",
+                        "--home-dir", user.home, "--shell", "/usr/sbin/nologin", "--comment",
+                        "hearth.matrix service user", user.name])
+
+
+def _run(host: Host, argv: List[str]) -> None:
+    rc, out, err = host.run_command(argv)
+    if rc != 0:
+        raise HostError("service_user", "%s failed: %s" % (" ".join(argv[:2]), (err or out).strip()))

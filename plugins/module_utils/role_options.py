@@ -80,7 +80,8 @@ class RoleInputError(ValueError):
     """Bad input; ``variable`` is the name the user set, the message is one line."""
 
     def __init__(self, variable: str, message: str) -> None:
-        super().__init__("%s %s" % (variable, message) if variable else message)
+        text = message if not variable else "%s%s%s" % (variable, "" if message.startswith("[") else " ", message)
+        super().__init__(text)
         self.variable = variable
 
 
@@ -126,8 +127,11 @@ def _ports(variable: str, value: Any) -> List[Dict[str, Any]]:
     return [dict(item) for item in value]
 
 
-def option_values(role: str, lookup: Mapping[str, Any]) -> Dict[str, Any]:
-    """The shared options of ``role`` from its variables, type-checked; names the variable."""
+def option_values(role: str, lookup: Mapping[str, Any], host_only: bool = False) -> Dict[str, Any]:
+    """The shared options of ``role`` from its variables, type-checked; names the variable.
+
+    ``host_only``: a role without a container (common) has only ``enabled`` and ``engine``.
+    """
     def var(option: str) -> str:
         return "%s_%s" % (role, option)
 
@@ -143,6 +147,8 @@ def option_values(role: str, lookup: Mapping[str, Any]) -> Dict[str, Any]:
     if engine not in ("docker", "podman"):
         raise RoleInputError(var("engine"), "must be docker or podman, got %r" % (engine,))
     values["engine"] = engine
+    if host_only:
+        return values
     name = get("service_name")
     if not isinstance(name, str) or not _SERVICE_RE.match(name):
         raise RoleInputError(var("service_name"), "must be a unit/container name ([a-z0-9][a-z0-9_.-]*), got %r" % (name,))
@@ -185,10 +191,12 @@ def _variable_for(role: str, field: str) -> Optional[str]:
 
 def build_component(role: str, lookup: Mapping[str, Any], spec: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
     """The complete component (plain data for the module) of a role; checked, errors name variables."""
+    spec = dict(spec or {})
+    if spec and "container" not in spec:
+        return _host_only_component(role, lookup, spec)
     values = option_values(role, lookup)
     if not values["enabled"]:
         return {"name": values["service_name"], "state": "absent", "engine": values["engine"]}
-    spec = dict(spec or {})
     container = dict(spec.pop("container", None) or {})
     for key in ("image", "user", "networks", "ports", "memory", "pids_limit", "stop_timeout"):
         if key in container:
@@ -225,6 +233,17 @@ def build_component(role: str, lookup: Mapping[str, Any], spec: Optional[Mapping
             # A field of the role's own spec: a bug of the role or of a value it computed.
             raise RoleInputError("%s role:" % role, str(error)) from error
         raise RoleInputError(variable, "is not valid (%s)" % error) from error
+    return component
+
+
+def _host_only_component(role: str, lookup: Mapping[str, Any], spec: Dict[str, Any]) -> Dict[str, Any]:
+    """A role that prepares the host without a container of its own (common)."""
+    values = option_values(role, lookup, host_only=True)
+    component = dict(spec, name="hearth-%s" % role.replace("_", "-"), state="started", engine=values["engine"])
+    try:
+        component_from_dict(component)
+    except SpecError as error:
+        raise RoleInputError("%s role:" % role, str(error)) from error
     return component
 
 

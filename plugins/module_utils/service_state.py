@@ -53,7 +53,7 @@ def detect_facts(host: Host, finder: BinFinder, engine: str) -> HostFacts:
     engine_path = finder.get_bin_path(engine)
     if not engine_path:
         raise HostError("engine", "no '%s' executable on the host: install %s first (installing the engine "
-                        "is outside this collection)" % (engine, engine))
+                        "is outside this collection) or choose the other engine" % (engine, engine))
     systemctl = finder.get_bin_path("systemctl")
     if not systemctl:
         raise HostError("engine", "systemctl not found: the host must run systemd")
@@ -75,6 +75,10 @@ def ensure_image(host: Host, facts: HostFacts, component: Component, report: Rep
     rc, out, _err = host.run_command(inspect)
     if rc == 0 and out.strip():
         return out.strip().splitlines()[0]
+    rc, out, err = host.run_command([facts.engine_path, "info"])
+    if rc != 0:
+        raise HostError("engine", "%s does not answer (%s info: %s); is the %s service running?"
+                        % (facts.engine, facts.engine, (err or out).strip()[-300:], facts.engine))
     if not component.pull:
         raise HostError("image", "%s is not on the host and pulling is off" % component.image)
     report.changes.append("image %s: pulled" % component.image)
@@ -119,6 +123,7 @@ def unit_text(facts: HostFacts, component: Component, image_id: str, report: Rep
         restart_sec=component.restart_sec,
         ready_timeout=component.ready_timeout,
         fingerprint="image=%s state=%s" % (image_id[:19], fingerprint),
+        reload_on_ready=component.reload_on_ready,
     )
     return render_unit(spec)
 

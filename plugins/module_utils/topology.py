@@ -74,6 +74,8 @@ class ServiceNode:
     wants: List[str] = field(default_factory=list)
     after: List[str] = field(default_factory=list)
     networks: List[str] = field(default_factory=list)
+    # Containers told to reload once this service is ready (the proxy, for its upstreams).
+    reload_on_ready: List[str] = field(default_factory=list)
 
     def ordering(self) -> List[str]:
         """Services this one starts after: every dependency implies ordering here."""
@@ -90,6 +92,7 @@ class ServiceNode:
             "wants": _units(self.wants),
             "after": _units(self.ordering()),
             "networks": list(self.networks),
+            "reload_on_ready": list(self.reload_on_ready),
         }
 
 
@@ -272,13 +275,14 @@ def _service_nodes(inp: StackInput) -> Dict[str, ServiceNode]:
     if on["corporal"]:
         nodes[svc["corporal"]].requires.append(svc["synapse"])
     if on["nginx_proxy"]:
-        # The proxy only *wants* its upstreams: it resolves them at request time, so an
-        # upstream restart must not restart the proxy (systemd propagates restarts along
-        # Requires=).
+        # The proxy only *wants* its upstreams: an upstream restart must not restart the
+        # proxy (systemd propagates restarts along Requires=). nginx resolves upstream names
+        # when it loads its config, so each upstream reloads the proxy once it is ready.
         proxy = nodes[svc["nginx_proxy"]]
         for component in ("synapse", "corporal", "identity", "element"):
             if on[component]:
                 proxy.wants.append(svc[component])
+                nodes[svc[component]].reload_on_ready.append(svc["nginx_proxy"])
     return nodes
 
 
@@ -318,7 +322,8 @@ def compute_topology(stack: Mapping[str, Any]) -> Dict[str, Any]:
         "services": {name: node.as_dict() for name, node in nodes.items()},
         "start_order": order,
         "stop_order": list(reversed(order)),
-        "well_known": {"client": well_known_client, "server": {"m.server": "%s:443" % inp.matrix_hostname}},
+        # /.well-known/matrix/server is the proxy's: it knows its federation port.
+        "well_known": {"client": well_known_client},
         # Secrets that more than one role must agree on; the playbook creates them once.
         "shared_secrets": _shared_secrets(on),
     }
@@ -340,7 +345,24 @@ def compute_topology(stack: Mapping[str, Any]) -> Dict[str, Any]:
     } if on["corporal"] else None
     result["identity"] = {"public_url": identity, "port": PORTS["identity"], "server_name": inp.matrix_hostname} if on["identity"] else None
     result["mailer"] = {"port": PORTS["mailer"], "sender": inp.mailer_sender} if on["mailer"] else None
+    _add_role_inputs(result, stack)
     return result
+
+
+def _add_role_inputs(result: Dict[str, Any], stack: Mapping[str, Any]) -> None:
+    """What the site playbook hands the roles (module_utils/role_vars.py)."""
+    # Imported here: role_vars builds on this module's constants.
+    from ansible_collections.hearth.matrix.plugins.module_utils import role_vars as rv
+
+    engine = stack.get("engine", "docker")
+    if engine not in ("docker", "podman"):
+        raise TopologyError("engine", "must be docker or podman, got %r" % (engine,))
+    base_dir = stack.get("base_dir", "/opt/hearth-matrix")
+    if not isinstance(base_dir, str) or not re.match(r"^(/[A-Za-z0-9._-]+)+$", base_dir):
+        raise TopologyError("base_dir", "must be an absolute path such as /opt/hearth-matrix, got %r" % (base_dir,))
+    result["role_vars"] = rv.role_vars(result, engine, base_dir)
+    result["removed"] = rv.removed_components(result, engine)
+    result["shared_secrets_component"] = rv.shared_secrets_component(result, engine, base_dir)
 
 
 def _shared_secrets(on: Mapping[str, bool]) -> Dict[str, List[str]]:

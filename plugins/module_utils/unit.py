@@ -63,6 +63,9 @@ class UnitSpec:
     restart_sec: int = 5
     ready_timeout: int = 120
     fingerprint: str = ""
+    # Containers told to reload (SIGHUP) once this service is ready: a proxy that resolves
+    # its upstreams when it loads its config then follows this service's new address.
+    reload_on_ready: Tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -159,6 +162,9 @@ def render_unit(spec: UnitSpec) -> str:
     readiness = _readiness_script(spec)
     if readiness:
         lines.append("ExecStartPost=%s" % exec_line([spec.paths.sh, "-c", readiness]))
+    for container in spec.reload_on_ready:
+        # "-": a proxy that is not running (yet) is fine, it resolves on its own start.
+        lines.append("ExecStartPost=-%s" % exec_line([engine, "kill", "--signal=HUP", container]))
     lines.append("ExecStop=%s" % exec_line([engine, "stop", "--time=%d" % stop_grace, name]))
     lines.append("ExecStopPost=-%s" % exec_line([engine, "rm", "--force", name]))
     lines += [

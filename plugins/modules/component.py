@@ -141,11 +141,13 @@ from ansible_collections.hearth.matrix.plugins.module_utils.component import Com
 from ansible_collections.hearth.matrix.plugins.module_utils.container import SpecError
 from ansible_collections.hearth.matrix.plugins.module_utils.host_state import (
     HostError,
+    check_sources,
     Report,
     ensure_directory,
     ensure_file,
     ensure_link,
     ensure_secret,
+    ensure_service_user,
 )
 from ansible_collections.hearth.matrix.plugins.module_utils.service_state import (
     HostFacts,
@@ -172,6 +174,9 @@ ARGUMENT_SPEC: Dict[str, Any] = {
 
 
 def _converge_files(module: AnsibleModule, facts: HostFacts, component: Component, report: Report) -> None:
+    if component.service_user is not None:
+        ensure_service_user(module, module.get_bin_path("systemd-sysusers"), module.get_bin_path("useradd"),
+                            module.get_bin_path("groupadd"), component.service_user, report)
     for directory in component.directories:
         ensure_directory(module, directory, report)
     for secret in component.secrets:
@@ -184,6 +189,8 @@ def _converge_files(module: AnsibleModule, facts: HostFacts, component: Componen
         ensure_self_signed(module, facts.openssl, component.tls, report)
         certificate = read_text(os.path.join(component.tls.tls_dir, "server.crt")) or "pending"
         report.digests.append("tls=%s" % certificate)
+    if component.networks:
+        ensure_networks(module, facts, component.networks, report)
 
 
 def _converge_unit(module: AnsibleModule, facts: HostFacts, component: Component, unit_path: str, report: Report) -> bool:
@@ -210,6 +217,7 @@ def converge(module: AnsibleModule, components: List[Component]) -> Dict[str, An
     unit_dir = module.params["unit_dir"]
     facts_by_engine: Dict[str, HostFacts] = {}
     reports: Dict[str, Report] = {}
+    check_sources([item for component in components for item in component.files])
     for component in components:
         if component.engine not in facts_by_engine:
             facts_by_engine[component.engine] = detect_facts(module, module, component.engine)
