@@ -36,9 +36,13 @@ SECRET_REF_RE = re.compile(r"@@hearth-secret:(/[^@\s]+)@@")
 
 
 def secret_ref(path: str) -> str:
-    """The text a config file holds in place of the secret stored at ``path`` on the host."""
-    if not isinstance(path, str) or not posixpath.isabs(path) or "@" in path or re.search(r"\s", path):
-        raise SpecError("secret_ref", "needs an absolute path without spaces or '@', got %r" % (path,))
+    """The text a config file holds in place of the secret stored at ``path`` on the host.
+
+    Only a string is required here: a role checks its own path variables (and names them)
+    after its spec is rendered, and the module refuses a marker whose path is not absolute.
+    """
+    if not isinstance(path, str) or "@" in path or re.search(r"\s", path):
+        raise SpecError("secret_ref", "needs a path without spaces or '@', got %r" % (path,))
     return "@@hearth-secret:%s@@" % path
 
 

@@ -34,7 +34,7 @@ from ansible_collections.hearth.matrix.plugins.module_utils.container import (
 
 _UNIT_NAME_RE = re.compile(r"^[a-zA-Z0-9:_.@-]+\.(service|target|socket|mount|path|timer)$")
 _SAFE_ARG_RE = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
-MANAGED_MARKER = "# Managed by hearth.matrix (container_service); local edits are overwritten."
+MANAGED_MARKER = "# Managed by hearth.matrix (component); local edits are overwritten."
 
 
 @dataclass(frozen=True)

@@ -68,8 +68,20 @@ options:
         (C(path/owner/group/mode/length/format)), C(files)
         (C(path/content|src/owner/group/mode/restart/secret)), C(links) (C(path/src)),
         C(tls) (C(ca_dir/tls_dir/domains/common_name/key_owner/key_group/cert_group/days/ca_days)),
-        C(container) (the container spec of M(hearth.matrix.container_service)),
-        C(fingerprint).
+        C(container), C(fingerprint).
+      - The container spec (C(container)) - V(image), V(user) (C(uid:gid)), V(root_reason),
+        V(cap_add), V(read_only), V(tmpfs) (paths or C(path/size/mode) dicts), V(mounts)
+        (C(source/target/read_only) dicts, absolute paths), V(networks) (first is primary),
+        V(ports) (C(host_address/host_port/container_port/protocol) dicts), V(env_file),
+        V(env), V(labels), V(sysctls) (only namespaced ones - C(net.*), C(kernel.shm*),
+        C(kernel.msg*), C(kernel.sem), C(fs.mqueue.*)), V(healthcheck)
+        (C(command/interval/timeout/retries/start_period)), V(memory), V(pids_limit),
+        V(stop_timeout), V(command), V(entrypoint), V(workdir). The container runs non-root
+        with all capabilities dropped, C(no-new-privileges) and a read-only root unless the
+        spec says otherwise; root or an added capability needs V(root_reason).
+      - Without C(container) a component is files only (directories, secrets, files, the
+        service user C(service_user) (C(name/uid/group/gid/home/sysusers_dir)) and networks
+        C(networks)), converged before every service.
     type: list
     elements: dict
   unit_dir:

@@ -156,8 +156,9 @@ class Stack:
         merged.update(overrides or {})
         return merged
 
-    def converge(self, overrides: Optional[Dict[str, Any]] = None, playbook: str = "site.yml") -> PlaybookRun:
-        run = run_playbook(self.bed.inventory, PLAYBOOKS / playbook, self.vars(overrides))
+    def converge(self, overrides: Optional[Dict[str, Any]] = None, playbook: str = "site.yml",
+                 args: Optional[List[str]] = None) -> PlaybookRun:
+        run = run_playbook(self.bed.inventory, PLAYBOOKS / playbook, self.vars(overrides), args=args)
         self.runs.append(run)
         return run
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Dict
+from typing import Dict, List
 
 import pytest
 
@@ -70,7 +70,8 @@ def test_federation_and_well_known(stack: Stack) -> None:
 
         status, headers, body = https_get("https://%s:%d/.well-known/matrix/server" % (SERVER_NAME, port), stack.ca_file)
         assert status == 200, body
-        assert json.loads(body)["m.server"] == "%s:443" % MATRIX_HOSTNAME
+        # The proxy names its own federation listener.
+        assert json.loads(body)["m.server"] == "%s:8448" % MATRIX_HOSTNAME
 
     status, headers = http_get_no_redirect("http://127.0.0.1:%d/_matrix/client/versions" % stack.bed.port(80))
     assert status in (301, 308), status
@@ -168,3 +169,63 @@ def test_stop_and_start_playbooks(stack: Stack) -> None:
     run = stack.converge(playbook="start.yml")
     assert run.rc == 0, run.tail()
     wait_for(lambda: _client_round_trip(stack) is not None, 120, 3, "client after start.yml")
+
+
+def test_check_mode_on_a_converged_host_changes_nothing(stack: Stack) -> None:
+    """--check --diff on a converged host: changed=0, no service restarted."""
+    before = {name: stack.started_at(name) for name in STACK_CONTAINERS}
+    run = stack.converge(args=["--check", "--diff"])
+    assert run.rc == 0, run.tail(60)
+    assert run.changed == 0, "check mode on a converged host reported changes:\n" + run.output[-4000:]
+    assert {name: stack.started_at(name) for name in STACK_CONTAINERS} == before
+
+
+def _units_and_containers(stack: Stack) -> str:
+    _rc, out = stack.bed.sh("ls /etc/systemd/system | grep '^hearth-' || true; %s ps -a --format '{{.Names}}' | sort"
+                            % stack.engine)
+    return out
+
+
+def test_proxy_off_removes_it_and_keeps_its_certificate(stack: Stack) -> None:
+    """nginx_proxy off: its unit and container go, its CA stays, Synapse keeps running; on again: same CA."""
+    _rc, ca_before = stack.bed.sh("sha256sum /opt/hearth-matrix/nginx-proxy/ca/ca.key /opt/hearth-matrix/nginx-proxy/tls/ca.crt")
+    synapse_started = stack.started_at("hearth-synapse")
+    run = stack.converge({"hearth_nginx_proxy_enabled": False})
+    assert run.rc == 0, run.tail()
+    present = _units_and_containers(stack)
+    assert "hearth-nginx-proxy" not in present, present
+    assert "hearth-synapse.service" in present
+    assert stack.started_at("hearth-synapse") == synapse_started
+    run = stack.converge()
+    assert run.rc == 0, run.tail()
+    _rc, ca_after = stack.bed.sh("sha256sum /opt/hearth-matrix/nginx-proxy/ca/ca.key /opt/hearth-matrix/nginx-proxy/tls/ca.crt")
+    assert ca_after == ca_before
+    wait_for(lambda: _client_round_trip(stack) is not None, 120, 3, "client through the proxy turned on again")
+
+
+def test_everything_off_keeps_the_data_and_on_brings_it_back(stack: Stack) -> None:
+    """postgres, synapse and the proxy off: no unit or container left, data kept; on again: same data."""
+    remembered = _memory.get(stack.engine)
+    assert remembered, "test_client_round_trip_through_proxy must run first"
+    off = {"hearth_postgres_enabled": False, "hearth_synapse_enabled": False, "hearth_nginx_proxy_enabled": False}
+    run = stack.converge(off)
+    assert run.rc == 0, run.tail()
+    present = _units_and_containers(stack)
+    assert not [line for line in present.splitlines() if line.startswith("hearth-")], present
+    rc, _out = stack.bed.sh("test -s /opt/hearth-matrix/postgres/data/PG_VERSION && test -s /opt/hearth-matrix/synapse/keys/signing.key",
+                            check=False)
+    assert rc == 0, "data or keys were removed with the services"
+    again = stack.converge(off)
+    assert again.rc == 0 and again.changed == 0, again.tail()
+    run = stack.converge()
+    assert run.rc == 0, run.tail()
+    assert _secrets_digest(stack) == remembered["secrets"]
+    seen: List[str] = []
+
+    def message_back() -> bool:
+        with LoopbackNames(NAMES):
+            seen[:] = messages_in(stack.base_url, "@%s:%s" % (remembered["user"], SERVER_NAME), remembered["password"],
+                                  ssl_context(stack.ca_file), remembered["room_id"])
+        return remembered["body"] in seen
+
+    wait_for(message_back, 120, 3, "the message sent before the stack was turned off")
