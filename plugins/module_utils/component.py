@@ -199,7 +199,9 @@ def _list(raw: Mapping[str, Any], key: str) -> List[Any]:
 def _ownership(raw: Mapping[str, Any], where: str, default_mode: str) -> Ownership:
     owner = str(raw.get("owner", "root"))
     group = str(raw.get("group", "root"))
-    mode = str(raw.get("mode", default_mode))
+    raw_mode = raw.get("mode", default_mode)
+    # YAML reads an unquoted 0640 as the integer 416: that is the mode meant, in octal.
+    mode = "0%o" % raw_mode if isinstance(raw_mode, int) and not isinstance(raw_mode, bool) else str(raw_mode)
     for key, value in (("owner", owner), ("group", group)):
         if not _OWNER_RE.match(value):
             raise SpecError("%s.%s" % (where, key), "must be a user/group name or a number, got %r" % (value,))
