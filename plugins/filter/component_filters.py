@@ -24,6 +24,9 @@ def publish(addresses: Sequence[str], pairs: Sequence[Sequence[int]], protocol: 
     """Port mappings for every address and every (host port, container port) pair."""
     if isinstance(addresses, str) or not isinstance(addresses, Sequence):
         raise AnsibleFilterError("hearth.matrix.publish: the input must be a list of addresses, got %r" % (addresses,))
+    if isinstance(pairs, str) or not isinstance(pairs, Sequence):
+        raise AnsibleFilterError("hearth.matrix.publish: each pair must be [host_port, container_port], in a list, got %r"
+                                 % (pairs,))
     result: List[Dict[str, Any]] = []
     for address in addresses:
         for pair in pairs:

@@ -207,7 +207,7 @@ def _ownership(raw: Mapping[str, Any], where: str, default_mode: str) -> Ownersh
             raise SpecError("%s.%s" % (where, key), "must be a user/group name or a number, got %r" % (value,))
     if not _MODE_RE.match(mode):
         raise SpecError("%s.mode" % where, "must be an octal mode like 0640, got %r" % (mode,))
-    return Ownership(owner=owner, group=group, mode=mode if len(mode) == 4 else "0" + mode)
+    return Ownership(owner=owner, group=group, mode="%04o" % int(mode, 8))
 
 
 def _mapping(item: Any, where: str) -> Mapping[str, Any]:

@@ -135,6 +135,8 @@ def _write_private(path: str, data: bytes, own: Ownership) -> None:
 
 def ensure_secret(host: Host, secret: Secret, report: Report) -> None:
     """Create the secret once; an existing one is kept whatever it holds."""
+    if os.path.isdir(secret.path):
+        raise HostError("secrets", "%s is a directory, where a secret file belongs; remove it" % secret.path)
     if os.path.lexists(secret.path):
         if attributes_differ(secret.path, secret.own):
             report.changes.append("secret %s: owner/mode" % secret.path)
@@ -190,6 +192,9 @@ def _read_bytes(path: str) -> Optional[bytes]:
 
 
 def ensure_file(host: Host, item: File, report: Report) -> None:
+    if os.path.isdir(item.path) and not os.path.islink(item.path):
+        # Docker creates a directory where a bind-mounted file was missing.
+        raise HostError("files", "%s is a directory, where a file belongs; remove it" % item.path)
     data = _final_content(host, item)
     digest = hashlib.sha256(data).hexdigest()
     if item.restart:

@@ -123,7 +123,8 @@ def _publish_ca(host: Host, ca_crt: str, published: str, own: Ownership, report:
 
 
 def _issue_server_cert(host: Host, openssl: str, tls: SelfSignedTls, key: str, ca_key: str, ca_crt: str) -> None:
-    work = tempfile.mkdtemp(prefix="hearth-tls-")
+    # In tls_dir: the rename into place is atomic and keeps owner and group.
+    work = tempfile.mkdtemp(prefix=".hearth-tls-", dir=tls.tls_dir)
     try:
         ext = os.path.join(work, "ext.cnf")
         with open(ext, "w", encoding="ascii") as handle:
@@ -136,6 +137,6 @@ def _issue_server_cert(host: Host, openssl: str, tls: SelfSignedTls, key: str, c
         _openssl(host, openssl, ["x509", "-req", "-sha256", "-in", csr, "-days", str(tls.days), "-CA", ca_crt,
                                  "-CAkey", ca_key, "-set_serial", serial, "-extfile", ext, "-out", crt])
         apply_attributes(crt, Ownership("root", tls.cert_group, "0644"))
-        shutil.move(crt, os.path.join(tls.tls_dir, "server.crt"))
+        os.rename(crt, os.path.join(tls.tls_dir, "server.crt"))
     finally:
         shutil.rmtree(work, ignore_errors=True)

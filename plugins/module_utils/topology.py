@@ -358,7 +358,8 @@ def _add_role_inputs(result: Dict[str, Any], stack: Mapping[str, Any]) -> None:
     if engine not in ("docker", "podman"):
         raise TopologyError("engine", "must be docker or podman, got %r" % (engine,))
     base_dir = stack.get("base_dir", "/opt/hearth-matrix")
-    if not isinstance(base_dir, str) or not re.match(r"^(/[A-Za-z0-9._-]+)+$", base_dir):
+    if (not isinstance(base_dir, str) or not re.match(r"^(/[A-Za-z0-9._-]+)+$", base_dir)
+            or any(part in (".", "..") for part in base_dir.split("/"))):
         raise TopologyError("base_dir", "must be an absolute path such as /opt/hearth-matrix, got %r" % (base_dir,))
     result["role_vars"] = rv.role_vars(result, engine, base_dir)
     result["removed"] = rv.removed_components(result, engine)

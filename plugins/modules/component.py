@@ -198,9 +198,13 @@ def _converge_files(module: AnsibleModule, facts: HostFacts, component: Componen
     for link in component.links:
         ensure_link(module, link, report)
     if component.tls is not None:
+        reasons = len(report.restart_reasons)
         ensure_self_signed(module, facts.openssl, component.tls, report)
-        certificate = read_text(os.path.join(component.tls.tls_dir, "server.crt")) or "pending"
-        report.digests.append("tls=%s" % certificate)
+        if module.check_mode and len(report.restart_reasons) > reasons:
+            # Not issued in check mode: the new certificate's restart must still be predicted.
+            report.digests.append("tls=to-be-issued")
+        else:
+            report.digests.append("tls=%s" % (read_text(os.path.join(component.tls.tls_dir, "server.crt")) or ""))
     if component.networks:
         ensure_networks(module, facts, component.networks, report)
 
