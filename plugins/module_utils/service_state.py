@@ -22,6 +22,7 @@ from ansible_collections.hearth.matrix.plugins.module_utils.host_state import Ho
 from ansible_collections.hearth.matrix.plugins.module_utils.unit import HostPaths, UnitSpec, render_unit
 
 ENGINE_UNITS = {"docker": "docker.service", "podman": ""}
+RELOAD_LINE_PREFIX = "ExecStartPost=-"
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,14 @@ def unit_text(facts: HostFacts, component: Component, image_id: str, report: Rep
         reload_on_ready=component.reload_on_ready,
     )
     return render_unit(spec)
+
+
+def restart_relevant(unit: Optional[str]) -> Optional[str]:
+    """The unit without the lines that only tell others to reload (reload_on_ready): adding or
+    dropping those needs a daemon-reload, not a restart of this service."""
+    if unit is None:
+        return None
+    return "\n".join(line for line in unit.splitlines() if not line.startswith(RELOAD_LINE_PREFIX))
 
 
 def read_text(path: str) -> Optional[str]:

@@ -146,7 +146,7 @@ started:
 """
 
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.hearth.matrix.plugins.module_utils.component import Component, components_from_list
@@ -169,6 +169,7 @@ from ansible_collections.hearth.matrix.plugins.module_utils.service_state import
     ensure_networks,
     read_text,
     remove_service,
+    restart_relevant,
     systemctl,
     unit_states,
     unit_text,
@@ -209,8 +210,9 @@ def _converge_files(module: AnsibleModule, facts: HostFacts, component: Componen
         ensure_networks(module, facts, component.networks, report)
 
 
-def _converge_unit(module: AnsibleModule, facts: HostFacts, component: Component, unit_path: str, report: Report) -> bool:
-    """Everything but the service state; True when the unit changed."""
+def _converge_unit(module: AnsibleModule, facts: HostFacts, component: Component, unit_path: str,
+                   report: Report) -> Tuple[bool, bool]:
+    """Everything but the service state; (unit changed, restart needed)."""
     _converge_files(module, facts, component, report)
     assert component.container is not None
     if component.create_networks:
@@ -219,14 +221,14 @@ def _converge_unit(module: AnsibleModule, facts: HostFacts, component: Component
     text = unit_text(facts, component, image_id, report)
     before = read_text(unit_path)
     if before == text:
-        return False
+        return False, False
     report.changes.append("unit %s: %s" % (unit_path, "written" if before is None else "updated"))
     report.diffs.append({"before_header": unit_path, "after_header": unit_path, "before": before or "", "after": text})
     if not module.check_mode:
         if not os.path.isdir(os.path.dirname(unit_path)):
             raise HostError("unit_dir", "%s does not exist" % os.path.dirname(unit_path))
         write_unit(unit_path, text)
-    return True
+    return True, restart_relevant(before) != restart_relevant(text)
 
 
 def converge(module: AnsibleModule, components: List[Component]) -> Dict[str, Any]:
@@ -252,7 +254,8 @@ def converge(module: AnsibleModule, components: List[Component]) -> Dict[str, An
     for component in present:
         report = reports[component.name] = Report()
         unit_path = os.path.join(unit_dir, component.name + ".service")
-        unit_changed = _converge_unit(module, facts_by_engine[component.engine], component, unit_path, report)
+        unit_changed, restart_needed = _converge_unit(module, facts_by_engine[component.engine], component, unit_path,
+                                                      report)
         state = states.get(component.name, {})
         # A unit written by a run that died before reloading systemd still needs its restart.
         stale = state.get("NeedDaemonReload") == "yes"
@@ -263,7 +266,7 @@ def converge(module: AnsibleModule, components: List[Component]) -> Dict[str, An
         if state.get("ActiveState") not in ("active", "activating", "reloading"):
             to_start.append(component.name)
             report.changes.append("service %s: started" % component.name)
-        elif unit_changed or stale:
+        elif restart_needed or stale:
             to_restart.append(component.name)
             report.changes.append("service %s: restarted" % component.name)
     if reload_needed and not module.check_mode:

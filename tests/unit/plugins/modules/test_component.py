@@ -188,6 +188,19 @@ def test_changed_file_restarts_only_its_service(system: FakeSystem, tmp_path: Pa
     assert (tmp_path / "hearth-synapse" / "config" / "homeserver.yaml").read_text() == "server_name: example.net\n"
 
 
+def test_only_reload_on_ready_changed_reloads_systemd_without_a_restart(system: FakeSystem, tmp_path: Path,
+                                                                       unit_dir: Path) -> None:
+    """Turning the proxy off drops Synapse's "reload the proxy" line: no reason to restart Synapse."""
+    with_proxy = dict(service(tmp_path), reload_on_ready=["hearth-nginx-proxy"])
+    system.run([with_proxy], unit_dir)
+    system.running("hearth-synapse")
+    assert "kill --signal=HUP hearth-nginx-proxy" in (unit_dir / "hearth-synapse.service").read_text()
+    result = system.run([service(tmp_path)], unit_dir)
+    assert result["changed"] is True and result["restarted"] == [], result
+    assert system.systemctl_calls() == [[SYSTEMCTL, "daemon-reload"]]
+    assert "kill --signal=HUP" not in (unit_dir / "hearth-synapse.service").read_text()
+
+
 def test_new_image_restarts_the_service(system: FakeSystem, tmp_path: Path, unit_dir: Path) -> None:
     components = [service(tmp_path)]
     system.run(components, unit_dir)
