@@ -65,9 +65,8 @@ class ActionModule(ActionBase):
         try:
             if role:
                 lookup = self._role_lookup(role, task_vars)
-                validated = "%s_validated" % role in task_vars and boolean(self._variable(task_vars, "%s_validated" % role))
                 enabled = boolean(lookup.get("%s_enabled" % role, True))
-                if enabled and not validated:
+                if enabled:
                     check_rules(role, args.get("checks") or [])
                 component = build_component(role, lookup, args.get("spec") if enabled else None)
                 plan = "hearth_plan" in task_vars and boolean(self._variable(task_vars, "hearth_plan"))

@@ -53,8 +53,9 @@ class BinFinder:
 def detect_facts(host: Host, finder: BinFinder, engine: str) -> HostFacts:
     engine_path = finder.get_bin_path(engine)
     if not engine_path:
-        raise HostError("engine", "no '%s' executable on the host: install %s first (installing the engine "
-                        "is outside this collection) or choose the other engine" % (engine, engine))
+        raise HostError("engine", "no '%s' executable on the host: install %s first (installing the engine is "
+                        "outside this collection) or choose the other engine (hearth_engine, or <role>_engine "
+                        "for a role used alone)" % (engine, engine))
     systemctl = finder.get_bin_path("systemctl")
     if not systemctl:
         raise HostError("engine", "systemctl not found: the host must run systemd")
@@ -76,10 +77,7 @@ def ensure_image(host: Host, facts: HostFacts, component: Component, report: Rep
     rc, out, _err = host.run_command(inspect)
     if rc == 0 and out.strip():
         return out.strip().splitlines()[0]
-    rc, out, err = host.run_command([facts.engine_path, "info"])
-    if rc != 0:
-        raise HostError("engine", "%s does not answer (%s info: %s); is the %s service running?"
-                        % (facts.engine, facts.engine, (err or out).strip()[-300:], facts.engine))
+    check_engine_answers(host, facts)
     if not component.pull:
         raise HostError("image", "%s is not on the host and pulling is off" % component.image)
     report.changes.append("image %s: pulled" % component.image)
@@ -95,11 +93,19 @@ def ensure_image(host: Host, facts: HostFacts, component: Component, report: Rep
     return out.strip().splitlines()[0]
 
 
+def check_engine_answers(host: Host, facts: HostFacts) -> None:
+    rc, out, err = host.run_command([facts.engine_path, "info"])
+    if rc != 0:
+        raise HostError("engine", "%s does not answer (%s info: %s); is the %s service running?"
+                        % (facts.engine, facts.engine, (err or out).strip()[-300:], facts.engine))
+
+
 def ensure_networks(host: Host, facts: HostFacts, networks: Sequence[str], report: Report) -> None:
     for network in networks:
         rc, _out, _err = host.run_command([facts.engine_path, "network", "inspect", network])
         if rc == 0:
             continue
+        check_engine_answers(host, facts)
         report.changes.append("network %s: created" % network)
         if not host.check_mode:
             rc, out, err = host.run_command([facts.engine_path, "network", "create", network])

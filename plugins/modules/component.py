@@ -54,8 +54,7 @@ options:
   checks:
     description:
       - Rules of the role that the argument spec cannot express, checked on the controller
-        before anything changes, each C(ok) (boolean) and C(msg) (names the variable). Skipped
-        when C(<role>_validated) is true.
+        before anything changes, each C(ok) (boolean) and C(msg) (names the variable).
     type: list
     elements: dict
     default: []
@@ -88,6 +87,13 @@ options:
     description: Directory for the unit files.
     type: path
     default: /etc/systemd/system
+  pending_dir:
+    description:
+      - Where a restart that is due is recorded until it has happened, so a run that stops
+        between writing a unit and restarting its service still restarts it next time. On
+        a tmpfs (C(/run)) - after a reboot every service has started anew anyway.
+    type: path
+    default: /run/hearth-matrix/pending-restart
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -183,6 +189,7 @@ ARGUMENT_SPEC: Dict[str, Any] = {
     "checks": {"type": "list", "elements": "dict", "default": []},
     "components": {"type": "list", "elements": "dict"},
     "unit_dir": {"type": "path", "default": "/etc/systemd/system"},
+    "pending_dir": {"type": "path", "default": "/run/hearth-matrix/pending-restart"},
 }
 
 
@@ -231,6 +238,25 @@ def _converge_unit(module: AnsibleModule, facts: HostFacts, component: Component
     return True, restart_relevant(before) != restart_relevant(text)
 
 
+def _mark_pending(module: AnsibleModule, names: List[str]) -> None:
+    """Record due restarts before systemd sees the new units (removed once they happened)."""
+    if module.check_mode or not names:
+        return
+    os.makedirs(module.params["pending_dir"], mode=0o700, exist_ok=True)
+    for name in names:
+        with open(os.path.join(module.params["pending_dir"], name), "w", encoding="utf-8"):
+            pass
+
+
+def _clear_pending(module: AnsibleModule, names: List[str]) -> None:
+    if module.check_mode:
+        return
+    for name in names:
+        path = os.path.join(module.params["pending_dir"], name)
+        if os.path.exists(path):
+            os.unlink(path)
+
+
 def converge(module: AnsibleModule, components: List[Component]) -> Dict[str, Any]:
     unit_dir = module.params["unit_dir"]
     facts_by_engine: Dict[str, HostFacts] = {}
@@ -257,8 +283,9 @@ def converge(module: AnsibleModule, components: List[Component]) -> Dict[str, An
         unit_changed, restart_needed = _converge_unit(module, facts_by_engine[component.engine], component, unit_path,
                                                       report)
         state = states.get(component.name, {})
-        # A unit written by a run that died before reloading systemd still needs its restart.
-        stale = state.get("NeedDaemonReload") == "yes"
+        # A unit written by a run that died before restarting the service still needs it.
+        stale = (state.get("NeedDaemonReload") == "yes"
+                 or os.path.exists(os.path.join(module.params["pending_dir"], component.name)))
         reload_needed = reload_needed or unit_changed or stale
         if state.get("UnitFileState") != "enabled":
             to_enable.append(component.name)
@@ -269,12 +296,14 @@ def converge(module: AnsibleModule, components: List[Component]) -> Dict[str, An
         elif restart_needed or stale:
             to_restart.append(component.name)
             report.changes.append("service %s: restarted" % component.name)
+    _mark_pending(module, to_restart)
     if reload_needed and not module.check_mode:
         daemon_reload(module, any_facts)
     systemctl(module, any_facts, "enable", to_enable)
     # One job transaction: systemd orders the starts by After=/Requires= and runs the
     # independent ones in parallel; restart also starts a service that is not running.
     systemctl(module, any_facts, "restart", to_start + to_restart)
+    _clear_pending(module, to_start + to_restart)
     removed_any = False
     for component in components:
         if component.state == "absent":

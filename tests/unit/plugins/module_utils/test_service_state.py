@@ -146,7 +146,18 @@ def test_networks_check_mode() -> None:
     host = ScriptedHost(check_mode=True, rules=[([DOCKER, "network", "inspect"], (1, "", ""))])
     report = Report()
     ensure_networks(host, FACTS, ["hearth"], report)
-    assert host.calls == [[DOCKER, "network", "inspect", "hearth"]] and report.changes == ["network hearth: created"]
+    # Read-only calls only: the inspect, and the engine's info before a network is created.
+    assert host.calls == [[DOCKER, "network", "inspect", "hearth"], [DOCKER, "info"]]
+    assert report.changes == ["network hearth: created"]
+
+
+def test_network_missing_because_the_engine_does_not_answer() -> None:
+    host = ScriptedHost(rules=[([DOCKER, "network", "inspect"], (1, "", "")),
+                               ([DOCKER, "info"], (1, "", "Cannot connect to the Docker daemon"))])
+    with pytest.raises(HostError) as info:
+        ensure_networks(host, FACTS, ["hearth"], Report())
+    assert info.value.field == "engine" and "Cannot connect" in str(info.value)
+    assert [DOCKER, "network", "create", "hearth"] not in host.calls
 
 
 def test_network_create_failure() -> None:

@@ -76,7 +76,8 @@ class FakeSystem:
 
         with mock.patch.object(basic.AnsibleModule, "get_bin_path", get_bin_path), \
                 mock.patch.object(basic.AnsibleModule, "run_command", run_command):
-            return run_module(component_module.main, {"components": copy.deepcopy(components), "unit_dir": str(unit_dir)},
+            return run_module(component_module.main, {"components": copy.deepcopy(components), "unit_dir": str(unit_dir),
+                                                      "pending_dir": str(unit_dir.parent / "pending")},
                               check_mode=check_mode, diff=diff)
 
 
@@ -173,6 +174,20 @@ def test_unit_written_by_an_interrupted_run_still_restarts(system: FakeSystem, t
 
 
 # --- what restarts what -------------------------------------------------------------------------
+
+def test_restart_recorded_by_a_run_that_died_before_it_is_done_next_time(system: FakeSystem, tmp_path: Path,
+                                                                        unit_dir: Path) -> None:
+    components = [service(tmp_path)]
+    system.run(components, unit_dir)
+    system.running("hearth-synapse")
+    pending = unit_dir.parent / "pending"
+    pending.mkdir(exist_ok=True)
+    (pending / "hearth-synapse").write_text("")
+    result = system.run(components, unit_dir)
+    assert result["restarted"] == ["hearth-synapse"]
+    assert not (pending / "hearth-synapse").exists()
+    assert system.run(components, unit_dir)["restarted"] == []
+
 
 def test_changed_file_restarts_only_its_service(system: FakeSystem, tmp_path: Path, unit_dir: Path) -> None:
     postgres = service(tmp_path, "hearth-postgres", content="listen_addresses = '*'\n")
