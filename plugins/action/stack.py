@@ -12,13 +12,14 @@ from __future__ import annotations
 from typing import Any, Dict, Optional
 
 from ansible.plugins.action import ActionBase
-from ansible_collections.hearth.matrix.plugins.module_utils.stack import StackVariableError, check_stack
+from ansible_collections.hearth.matrix.plugins.module_utils.stack import OPTIONS, StackVariableError, check_stack
 
 
 class ActionModule(ActionBase):
     """Controller-only: no connection, no module transfer."""
 
     TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(OPTIONS)
     _requires_connection = False
 
     def run(self, tmp: Optional[str] = None, task_vars: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
