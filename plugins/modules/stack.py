@@ -78,7 +78,7 @@ options:
     description:
       - The database when PostgreSQL is off (C(hearth_external_database)).
       - A mapping with C(host), C(name), C(user) and optionally C(port).
-    description: "Image per component (C(hearth_images)), for example C({synapse: localhost/hearth/synapse:1.2})."
+    type: dict
   external_database_password:
     description: Its password (C(hearth_external_database_password)); required when PostgreSQL is off. Never returned.
     type: str
