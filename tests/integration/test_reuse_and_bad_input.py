@@ -129,6 +129,7 @@ ROLE_CASES: List[Tuple[str, str, Dict[str, Any], str]] = [
     ("synapse-relative-base-dir", "synapse", {"synapse_base_dir": "synapse"}, "synapse_base_dir"),
 ]
 CASE_IDS = [case[0] for case in SITE_CASES] + [case[0] for case in ROLE_CASES]
+SENTINEL = "corpus-sentinel"
 
 # What "the host changed" means: any file under our paths, a unit, a container, a network,
 # the service account.
@@ -207,6 +208,8 @@ def _corpus_inventory(target: BedTarget) -> Dict[str, Any]:
     roles = {case_id: dict(connection_vars, corpus_role=role, **{"%s_engine" % role: target.engine},
                            **_alias_vars(ROLE_BASE[role], overrides))
              for case_id, role, overrides, _expected in ROLE_CASES}
+    # Keeps the roles-alone play from failing on every host (see playbooks/bad_input.yml).
+    roles[SENTINEL] = dict(connection_vars)
     return {"all": {"children": {"site_cases": {"hosts": site}, "role_cases": {"hosts": roles}}}}
 
 
@@ -269,7 +272,8 @@ def test_bad_input_fails_before_any_change(corpus: Corpus, case_id: str) -> None
 
 
 def test_the_corpus_left_the_host_unchanged(corpus: Corpus) -> None:
-    accepted = [case for case, outcome in corpus.outcomes.items() if not outcome.failed or outcome.changed]
+    accepted = [case for case, outcome in corpus.outcomes.items()
+                if case != SENTINEL and (not outcome.failed or outcome.changed)]
     assert not corpus.host_changed, "the host changed; cases that got past the checks: %s" % accepted
 
 
