@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Sequence
 
 COMPONENTS = ("postgres", "mailer", "synapse", "identity", "corporal", "element", "nginx_proxy")
 
@@ -57,13 +57,35 @@ _HOSTNAME_RE = re.compile(
 _SERVICE_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,100}$")
 
 
-class TopologyError(ValueError):
-    """The stack description is contradictory or incomplete; ``field`` names the input."""
+_NOTHING = object()
 
-    def __init__(self, field_name: str, message: str) -> None:
-        super().__init__("%s: %s" % (field_name, message))
+
+class TopologyError(ValueError):
+    """The stack description is contradictory or incomplete; ``field`` names the input.
+
+    ``message`` may name other input fields as ``{0}``, ``{1}`` ... (``refs``), so that
+    :meth:`render` can name every field the way the caller knows it (the playbooks name the
+    user's hearth_* variables, see module_utils/stack.py). The offending value, if any, is
+    kept apart in ``got``: it is the user's text and must never be read as a template.
+    """
+
+    def __init__(self, field_name: str, message: str, refs: Sequence[str] = (), got: Any = _NOTHING) -> None:
         self.field = field_name
         self.message = message
+        self.refs = tuple(refs)
+        self.got = got
+        super().__init__(self.render(str, ": "))
+
+    def detail(self, name_of: Callable[[str], str]) -> str:
+        """The message with other fields named by ``name_of``, and the offending value."""
+        text = self.message.format(*[name_of(ref) for ref in self.refs])
+        if self.got is not _NOTHING:
+            text += ", got %r" % (self.got,)
+        return text
+
+    def render(self, name_of: Callable[[str], str], separator: str = " ") -> str:
+        """One line: the field (as ``name_of`` names it), then :meth:`detail`."""
+        return name_of(self.field) + separator + self.detail(name_of)
 
 
 @dataclass
@@ -102,15 +124,15 @@ def _units(names: Sequence[str]) -> List[str]:
 
 def check_hostname(field_name: str, value: Any) -> str:
     if not isinstance(value, str) or not _HOSTNAME_RE.match(value):
-        raise TopologyError(field_name, "must be a DNS name like matrix.example.org, got %r" % (value,))
+        raise TopologyError(field_name, "must be a DNS name like matrix.example.org", got=value)
     return value
 
 
 def _check_url(field_name: str, value: Any) -> str:
     if not isinstance(value, str):
-        raise TopologyError(field_name, "must be a string URL or empty, got %r" % (value,))
+        raise TopologyError(field_name, "must be a string URL or empty", got=value)
     if value and not re.match(r"^https?://[^/\s]+(/\S*)?$", value):
-        raise TopologyError(field_name, "must be an http(s) URL or empty, got %r" % (value,))
+        raise TopologyError(field_name, "must be an http(s) URL or empty", got=value)
     return value.rstrip("/")
 
 
@@ -125,7 +147,7 @@ def _enabled_components(raw: Any) -> Dict[str, bool]:
     for name in COMPONENTS:
         value = raw.get(name, False)
         if not isinstance(value, bool):
-            raise TopologyError("components.%s" % name, "must be a boolean, got %r" % (value,))
+            raise TopologyError("components.%s" % name, "must be a boolean", got=value)
         enabled[name] = value
     return enabled
 
@@ -135,26 +157,28 @@ def _check_contradictions(enabled: Mapping[str, bool]) -> None:
     if not enabled["synapse"]:
         for name in needs_synapse:
             if enabled[name]:
-                raise TopologyError("components.%s" % name, "is enabled but components.synapse is not; "
-                                    "%s only makes sense in front of or beside Synapse" % name)
+                raise TopologyError("components.%s" % name, "is true but {0} is false: "
+                                    "%s only makes sense in front of or beside Synapse" % name,
+                                    refs=["components.synapse"])
     if enabled["corporal"] and not enabled["nginx_proxy"]:
-        raise TopologyError("components.corporal", "needs components.nginx_proxy: corporal only "
-                            "enforces its policy when the proxy sends the client API through it")
+        raise TopologyError("components.corporal", "needs {0}: corporal only enforces its policy "
+                            "when the proxy sends the client API through it", refs=["components.nginx_proxy"])
 
 
 def _external_database(raw: Any) -> Dict[str, Any]:
     if not isinstance(raw, Mapping):
-        raise TopologyError("external_database", "is required when components.postgres is false "
-                            "(a mapping with host, name, user and optionally port)")
+        raise TopologyError("external_database", "is required when {0} is false "
+                            "(a mapping with host, name, user and optionally port)", refs=["components.postgres"])
     result: Dict[str, Any] = {}
     for key in ("host", "name", "user"):
         value = raw.get(key)
         if not isinstance(value, str) or not value:
-            raise TopologyError("external_database.%s" % key, "is required when components.postgres is false")
+            raise TopologyError("external_database.%s" % key, "is required when {0} is false",
+                                refs=["components.postgres"])
         result[key] = value
     port = raw.get("port", 5432)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-        raise TopologyError("external_database.port", "must be a port number, got %r" % (port,))
+        raise TopologyError("external_database.port", "must be a port number (1-65535)", got=port)
     result["port"] = port
     return result
 
@@ -204,9 +228,9 @@ def _extra_services(raw: Any, nodes: Dict[str, ServiceNode], network: str) -> No
             raise TopologyError(where, "must be a mapping with a name")
         name = item["name"]
         if not _SERVICE_RE.match(name):
-            raise TopologyError(where + ".name", "invalid service name %r" % name)
+            raise TopologyError(where + ".name", "is an invalid service name", got=name)
         if name in nodes:
-            raise TopologyError(where + ".name", "duplicate service name %r" % name)
+            raise TopologyError(where + ".name", "is a duplicate service name", got=name)
         lists = {}
         for key in ("requires", "wants", "after"):
             value = item.get(key, [])
@@ -238,16 +262,16 @@ def _parse_input(stack: Mapping[str, Any]) -> StackInput:
     if enabled["element"]:
         check_hostname("element_hostname", element_hostname)
         if element_hostname == matrix_hostname:
-            raise TopologyError("element_hostname", "must differ from matrix_hostname (%s)" % matrix_hostname)
+            raise TopologyError("element_hostname", "must differ from {0}", refs=["matrix_hostname"], got=element_hostname)
     network = stack.get("network", DEFAULT_NETWORK)
     if not isinstance(network, str) or not _SERVICE_RE.match(network):
-        raise TopologyError("network", "invalid network name %r" % (network,))
+        raise TopologyError("network", "is not a valid network name", got=network)
     mailer = stack.get("mailer") or {}
     if not isinstance(mailer, Mapping):
         raise TopologyError("mailer", "must be a mapping")
     sender = mailer.get("sender") or "matrix@%s" % server_name
     if not isinstance(sender, str) or not re.match(r"^[^@\s]+@[^@\s]+$", sender):
-        raise TopologyError("mailer.sender", "must be an email address, got %r" % (sender,))
+        raise TopologyError("mailer.sender", "must be an email address", got=sender)
     return StackInput(
         server_name=server_name,
         matrix_hostname=matrix_hostname,

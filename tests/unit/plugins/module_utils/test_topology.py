@@ -235,7 +235,7 @@ def test_server_name_is_matrix_hostname() -> None:
 def test_contradictions_are_errors(components: Dict[str, Any], field_name: str, fragment: str) -> None:
     error = error_for(stack(components))
     assert error.field == field_name
-    assert fragment in error.message
+    assert fragment in error.detail(str)
 
 
 @pytest.mark.parametrize("overrides, field_name", [
@@ -307,7 +307,7 @@ def test_self_dependency_is_a_cycle() -> None:
 def test_bad_extra_services(extra: Any, field_name: str, fragment: str) -> None:
     error = error_for(stack(extra_services=extra))
     assert error.field == field_name
-    assert fragment in error.message
+    assert fragment in error.detail(str)
 
 
 def test_full_stack_order_is_topological() -> None:

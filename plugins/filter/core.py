@@ -1,7 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, hearth.matrix contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters exposing the collection's core models to playbooks."""
+"""Filters exposing the collection's core models to playbooks.
+
+The topology has no filter: the action hearth.matrix.stack computes it from the user's
+hearth_* variables, so that its errors name those variables.
+"""
 
 from __future__ import annotations
 
@@ -13,18 +17,6 @@ from ansible_collections.hearth.matrix.plugins.module_utils.container import (
     container_spec_from_dict,
     create_argv,
 )
-from ansible_collections.hearth.matrix.plugins.module_utils.topology import (
-    TopologyError,
-    compute_topology,
-)
-
-
-def topology(stack: Mapping[str, Any]) -> Dict[str, Any]:
-    """Compute the stack topology; errors name the offending input field."""
-    try:
-        return compute_topology(stack)
-    except TopologyError as error:
-        raise AnsibleFilterError("hearth.matrix.topology: %s" % error) from error
 
 
 def container_argv(container: Mapping[str, Any], name: str, engine: str = "docker", engine_path: str = "") -> List[str]:
@@ -40,4 +32,4 @@ class FilterModule:
     """hearth.matrix core filters."""
 
     def filters(self) -> Dict[str, Callable[..., Any]]:
-        return {"topology": topology, "container_argv": container_argv}
+        return {"container_argv": container_argv}

@@ -1,0 +1,145 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, hearth.matrix contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# Documentation only: the work happens in the action plugin of the same name, on the
+# controller (as ansible.builtin.set_fact does it).
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: stack
+short_description: Check the hearth_* stack variables and compute the stack's topology
+version_added: "0.1.0"
+description:
+  - Checks the variables a user writes to describe the stack and computes the topology from
+    them (which components run, who requires whom, networks, start order, the values each
+    role receives).
+  - Sets the fact C(hearth_topology). Runs on the controller only; nothing touches the host.
+  - Each option C(X) is the user's variable C(hearth_X), and every error is one line that
+    names that variable, for example C(hearth_mailer_sender must be an email address, got 'x').
+options:
+  server_name:
+    description: The Matrix server name (C(hearth_server_name)), e.g. C(example.org).
+    type: str
+    required: true
+  matrix_hostname:
+    description: Host name of the homeserver (C(hearth_matrix_hostname)); empty for C(matrix.<server_name>).
+    type: str
+    default: ""
+  element_hostname:
+    description: Host name of Element web (C(hearth_element_hostname)); empty for C(element.<server_name>).
+    type: str
+    default: ""
+  engine:
+    description: The container engine (C(hearth_engine)).
+    type: str
+    default: docker
+    choices: [docker, podman]
+  base_dir:
+    description: Absolute directory under which every component keeps its files (C(hearth_base_dir)).
+    type: str
+    default: /opt/hearth-matrix
+  postgres_enabled:
+    description: Run PostgreSQL (C(hearth_postgres_enabled)). A boolean, or its text spelling (C(yes), C(false) ...).
+    type: raw
+    default: true
+  synapse_enabled:
+    description: Run Synapse (C(hearth_synapse_enabled)).
+    type: raw
+    default: true
+  nginx_proxy_enabled:
+    description: Run the nginx proxy (C(hearth_nginx_proxy_enabled)).
+    type: raw
+    default: true
+  mailer_enabled:
+    description: Run the mail relay (C(hearth_mailer_enabled)).
+    type: raw
+    default: false
+  identity_enabled:
+    description: Run the identity server (C(hearth_identity_enabled)).
+    type: raw
+    default: false
+  corporal_enabled:
+    description: Run matrix-corporal (C(hearth_corporal_enabled)); needs the proxy.
+    type: raw
+    default: false
+  element_enabled:
+    description: Run Element web (C(hearth_element_enabled)).
+    type: raw
+    default: false
+  public_identity_server:
+    description: Identity server named when the identity component is off (C(hearth_public_identity_server)); empty for none.
+    type: str
+    default: https://vector.im
+  external_database:
+    description:
+      - The database when PostgreSQL is off (C(hearth_external_database)).
+      - A mapping with C(host), C(name), C(user) and optionally C(port).
+    type: dict
+  external_database_password:
+    description: Its password (C(hearth_external_database_password)); required when PostgreSQL is off. Never returned.
+    type: str
+    default: ""
+  mailer_sender:
+    description: Sender address of the stack's mail (C(hearth_mailer_sender)); empty for C(matrix@<server_name>).
+    type: str
+    default: ""
+  images:
+    description: "Image per component (C(hearth_images)), for example C({synapse: localhost/hearth/synapse:1.2})."
+    type: dict
+    default: {}
+attributes:
+  action:
+    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
+    support: full
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: N/A
+    details: Computes data only; there is never anything to diff.
+  facts:
+    description: Action returns an C(ansible_facts) dictionary that will update existing host facts.
+    support: full
+author:
+  - Hearth Matrix contributors (@hearth-matrix)
+"""
+
+EXAMPLES = r"""
+- name: Check the stack variables and compute the topology
+  hearth.matrix.stack:
+    server_name: "{{ hearth_server_name | default(omit) }}"
+    engine: "{{ hearth_engine | default(omit) }}"
+    mailer_enabled: "{{ hearth_mailer_enabled | default(omit) }}"
+    mailer_sender: "{{ hearth_mailer_sender | default(omit) }}"
+
+- name: Show the start order
+  ansible.builtin.debug:
+    msg: "{{ hearth_topology.start_order }}"
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: Facts to add to the host's variables.
+  returned: success
+  type: dict
+  contains:
+    hearth_topology:
+      description:
+        - Everything that crosses role boundaries (see plugins/module_utils/topology.py).
+        - Keys include C(enabled), C(services) (per service C(requires), C(wants), C(after),
+          C(networks)), C(start_order), C(stop_order), C(well_known), C(shared_secrets),
+          and per component the values its role receives (C(synapse), C(proxy), C(element),
+          C(corporal), C(identity), C(mailer)).
+      type: dict
+      returned: success
+msg:
+  description: On failure, one line naming the hearth_* variable to fix.
+  returned: failure
+  type: str
+  sample: "hearth_mailer_sender must be an email address, got 'x'"
+"""
