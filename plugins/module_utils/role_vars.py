@@ -12,7 +12,7 @@ on the host.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, Mapping, Optional
 
 from ansible_collections.hearth.matrix.plugins.module_utils.topology import PORTS, SERVICE_NAMES
 
@@ -120,8 +120,12 @@ def _component_values(component: str, topology: Mapping[str, Any], base_dir: str
     raise ValueError("no role variables for component %r" % component)
 
 
-def role_vars(topology: Mapping[str, Any], engine: str, base_dir: str) -> Dict[str, Any]:
-    """``<role>_<option>`` -> value for every enabled component's role, and common's."""
+def role_vars(topology: Mapping[str, Any], engine: str, base_dir: str,
+              images: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
+    """``<role>_<option>`` -> value for every enabled component's role, and common's.
+
+    ``images`` (hearth_images): the image of a component, where the user gave one.
+    """
     result: Dict[str, Any] = {
         "common_engine": engine,
         "common_base_dir": base_dir,
@@ -132,6 +136,8 @@ def role_vars(topology: Mapping[str, Any], engine: str, base_dir: str) -> Dict[s
             continue
         values = _plumbing(component, topology, engine, base_dir)
         values.update(_component_values(component, topology, base_dir))
+        if component in (images or {}):
+            values["image"] = images[component]
         result.update(("%s_%s" % (component, key), value) for key, value in values.items())
     return result
 

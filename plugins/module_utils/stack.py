@@ -135,6 +135,7 @@ def stack_input(variables: Mapping[str, Any]) -> Dict[str, Any]:
         "network": DEFAULT_NETWORK,
         "engine": values["engine"],
         "base_dir": base_dir,
+        "images": values["images"] or {},
     }
 
 

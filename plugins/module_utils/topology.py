@@ -385,7 +385,7 @@ def _add_role_inputs(result: Dict[str, Any], stack: Mapping[str, Any]) -> None:
     if (not isinstance(base_dir, str) or not re.match(r"^(/[A-Za-z0-9._-]+)+$", base_dir)
             or any(part in (".", "..") for part in base_dir.split("/"))):
         raise TopologyError("base_dir", "must be an absolute path such as /opt/hearth-matrix, got %r" % (base_dir,))
-    result["role_vars"] = rv.role_vars(result, engine, base_dir)
+    result["role_vars"] = rv.role_vars(result, engine, base_dir, stack.get("images") or {})
     result["removed"] = rv.removed_components(result, engine)
     result["shared_secrets_component"] = rv.shared_secrets_component(result, engine, base_dir)
 

@@ -223,3 +223,11 @@ def test_base_dir_that_is_not_normalised_is_refused_as_base_dir(base_dir: str) -
     with pytest.raises(TopologyError) as info:
         topology(BASE, base_dir=base_dir)
     assert info.value.field == "base_dir"
+
+
+def test_images_given_by_the_user_reach_only_enabled_roles() -> None:
+    topo = topology({"postgres": True, "synapse": True, "nginx_proxy": True},
+                    images={"synapse": "localhost/synapse:1", "element": "localhost/element:1"})
+    assert topo["role_vars"]["synapse_image"] == "localhost/synapse:1"
+    assert "element_image" not in topo["role_vars"]
+    assert "postgres_image" not in topo["role_vars"]
