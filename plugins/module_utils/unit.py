@@ -125,6 +125,19 @@ def _readiness_script(spec: UnitSpec) -> Optional[str]:
     )
 
 
+def _reload_argv(spec: UnitSpec, container: str) -> List[str]:
+    """SIGHUP to ``container``; without a health check, first wait until this container runs
+    (Type=simple: ExecStartPost may start before the engine has started the container, and
+    the reload must see its name on the network)."""
+    signal = [spec.paths.engine, "kill", "--signal=HUP", container]
+    if spec.container.healthcheck is not None:
+        return signal
+    running = shell_join([spec.paths.engine, "inspect", "--format", "{{.State.Running}}", spec.name])
+    return [spec.paths.sh, "-c",
+            "i=0; until [ \"$(%s 2>/dev/null)\" = true ]; do i=$((i+1)); "
+            "if [ $i -ge 100 ]; then exit 1; fi; sleep 0.1; done; exec %s" % (running, shell_join(signal))]
+
+
 def render_unit(spec: UnitSpec) -> str:
     """The complete unit file text for one container service."""
     spec.paths.validate()
@@ -162,9 +175,11 @@ def render_unit(spec: UnitSpec) -> str:
     readiness = _readiness_script(spec)
     if readiness:
         lines.append("ExecStartPost=%s" % exec_line([spec.paths.sh, "-c", readiness]))
-    for container in spec.reload_on_ready:
-        # "-": a proxy that is not running (yet) is fine, it resolves on its own start.
-        lines.append("ExecStartPost=-%s" % exec_line([engine, "kill", "--signal=HUP", container]))
+    for container in _unique(list(spec.reload_on_ready)):
+        # After the readiness wait, so the name resolves to the new address and the service
+        # answers there. "-": a proxy that is not running (yet) is fine, it resolves its
+        # upstreams when it starts.
+        lines.append("ExecStartPost=-%s" % exec_line(_reload_argv(spec, container)))
     lines.append("ExecStop=%s" % exec_line([engine, "stop", "--time=%d" % stop_grace, name]))
     lines.append("ExecStopPost=-%s" % exec_line([engine, "rm", "--force", name]))
     lines += [

@@ -4,6 +4,7 @@
 """Benchmark of hearth.matrix on the test bed: deploy, re-run, restart, reboot, proxy, core.
 
     scripts/bench [--engine docker,podman] [--runs 3] [--proxy-seconds 10] [--proxy-rounds 3]
+    scripts/bench --runs 0          # only the proxy figure (5.)
 
 Every run starts a fresh bed target (images already loaded, as on a server that pulled
 them) with the full stack (every component on) and measures, in order: a fresh converge, a
@@ -72,15 +73,18 @@ def bench_engine(engine: str, options: argparse.Namespace, workroot: Path) -> Di
 def main(argv: List[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engine", default="docker", help="docker, podman or both: docker,podman")
-    parser.add_argument("--runs", type=int, default=3, help="fresh targets per engine (default 3)")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="fresh targets per engine (default 3); 0 measures only the proxy (5.)")
     parser.add_argument("--proxy-seconds", type=int, default=10, help="wrk duration per round")
     parser.add_argument("--proxy-rounds", type=int, default=3, help="rounds per path; 0 skips the proxy")
     parser.add_argument("--proxy-connections", type=int, default=16)
     parser.add_argument("--output", type=Path, default=OUTPUT)
     options = parser.parse_args(argv)
     engines = [name for name in options.engine.split(",") if name]
-    if not engines or any(name not in bed.ENGINES for name in engines) or options.runs < 1:
-        parser.error("--engine takes docker, podman or docker,podman; --runs at least 1")
+    if not engines or any(name not in bed.ENGINES for name in engines) or options.runs < 0:
+        parser.error("--engine takes docker, podman or docker,podman; --runs 0 or more")
+    if options.runs == 0 and not options.proxy_rounds:
+        parser.error("--runs 0 and --proxy-rounds 0 leave nothing to measure")
 
     os.environ.setdefault("HEARTH_BED_OWNER_PID", str(os.getpid()))  # gc() collects a killed run's targets
     bed.gc()

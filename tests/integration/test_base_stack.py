@@ -121,8 +121,40 @@ def test_killed_synapse_comes_back(stack: Stack) -> None:
     wait_for(lambda: _client_round_trip(stack) is not None, 120, 3, "client through the proxy after the kill")
 
 
+def _address(stack: Stack, container: str) -> str:
+    _rc, out = stack.bed.engine_cmd(
+        "inspect --format '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' %s" % container)
+    return out.strip()
+
+
+def test_proxy_follows_synapse_to_a_new_address(stack: Stack) -> None:
+    """6b. Synapse comes back at another address: the proxy reloads (no restart) and reaches it.
+
+    nginx resolves its upstream names only when it loads its config; Synapse's unit sends it
+    SIGHUP once Synapse is ready. A throwaway container takes a free address on the network
+    while Synapse is stopped, so Synapse cannot simply get its old one back.
+    """
+    proxy_started = stack.started_at("hearth-nginx-proxy")
+    old_address = _address(stack, "hearth-synapse")
+    assert old_address, "hearth-synapse has no address on its network"
+    _rc, image = stack.bed.engine_cmd("inspect --format '{{.Config.Image}}' hearth-nginx-proxy")
+    squatter = "hearth-test-squatter-%s" % uuid.uuid4().hex[:8]
+    try:
+        stack.bed.sh("systemctl stop hearth-synapse.service")
+        stack.bed.engine_cmd("run -d --rm --name %s --user 65534:65534 --network hearth %s sleep 600"
+                             % (squatter, image.strip()))
+        stack.bed.sh("systemctl start hearth-synapse.service")
+        new_address = _address(stack, "hearth-synapse")
+        assert new_address and new_address != old_address, \
+            "Synapse got its old address back (%s): the test shows nothing" % old_address
+        wait_for(lambda: _client_round_trip(stack) is not None, 60, 3, "client through the proxy at the new address")
+        assert stack.started_at("hearth-nginx-proxy") == proxy_started, "the proxy restarted instead of reloading"
+    finally:
+        stack.bed.engine_cmd("rm --force %s" % squatter, check=False)
+
+
 def test_reboot_brings_everything_back_without_ordering_cycle(stack: Stack) -> None:
-    """6b. reboot (with Docker 20.10.0's After=multi-user.target added): all back, no cycle."""
+    """6c. reboot (with Docker 20.10.0's After=multi-user.target added): all back, no cycle."""
     if stack.engine == "docker":
         stack.bed.sh(
             "mkdir -p /etc/systemd/system/docker.service.d && printf '[Unit]\\nAfter=multi-user.target\\n' "

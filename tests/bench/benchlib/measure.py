@@ -22,7 +22,7 @@ from harness import CA_ON_TARGET, REPO_ROOT, STACK_MATRIX_HOSTNAME, LoopbackName
 
 from .services import outage, restarted
 from .stack import STACK_UNITS, BenchFailure, BenchStack, Converge
-from .wrk import WrkResult, run_wrk
+from .wrk import WrkResult, run_wrk, time_wait_sockets
 
 RECOMMENDED_CONFIG = REPO_ROOT / "ansible.cfg"
 # The one setting changed: Synapse's upload limit (only Synapse's config depends on it).
@@ -170,7 +170,15 @@ def proxy_overhead(stack: BenchStack, connections: int, seconds: int, rounds: in
             if result.errors:
                 raise BenchFailure("%s: %d failed requests under load" % (name, result.errors))
             records[name].append(wrk_record(result))
+            if name == "proxy":
+                records[name][-1]["time_wait_after"] = proxy_time_wait(stack)
     return records
+
+
+def proxy_time_wait(stack: BenchStack) -> int:
+    """TIME_WAIT sockets in the proxy's network namespace (its /proc/net/tcp) right now."""
+    proc = bed.exec_in_target(stack.target, [stack.engine, "exec", "hearth-nginx-proxy", "cat", "/proc/net/tcp"])
+    return time_wait_sockets(proc.stdout.decode(errors="replace"))
 
 
 def one_run(engine: str, run_index: int, workdir: Path, configs: Dict[str, Path],

@@ -66,6 +66,9 @@ def _proxy(proxy: Dict[str, Any]) -> Summary:
     for path, rounds in proxy["rounds"].items():
         summary[path] = {figure: summarize([record[figure] for record in rounds])
                          for figure in ("requests_per_second", "p50_ms", "p99_ms")}
+    waits = [record["time_wait_after"] for record in proxy["rounds"]["proxy"] if "time_wait_after" in record]
+    if waits:
+        summary["proxy"]["time_wait_after"] = summarize(waits)
     summary["ratio_proxy_to_direct"] = {
         figure: round(summary["proxy"][figure]["median"] / summary["direct"][figure]["median"], 3)
         for figure in ("requests_per_second", "p50_ms", "p99_ms")}
@@ -121,6 +124,8 @@ def render(result: Dict[str, Any]) -> str:
         rows.append(["   ratio proxy/direct %s" % label]
                     + [summaries[engine]["proxy"]["ratio_proxy_to_direct"][figure] if "proxy" in summaries[engine]
                        else "-" for engine in engines])
+    rows.append(["   proxy's TIME_WAIT sockets after a round"]
+                + [summaries[engine].get("proxy", {}).get("proxy", {}).get("time_wait_after", "-") for engine in engines])
     core = result["core"]
     lines = [render_table(rows, header), "",
              "6. pure Python, %d-service stack: topology %s ms, topology + argv + units %s ms (median, min–max)"

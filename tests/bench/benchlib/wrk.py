@@ -60,3 +60,17 @@ def run_wrk(url: str, host_header: str, connections: int, seconds: int) -> WrkRe
     if proc.returncode != 0:
         raise RuntimeError("wrk failed (exit %d):\n%s" % (proc.returncode, proc.stdout))
     return parse(proc.stdout)
+
+
+def time_wait_sockets(proc_net_tcp: str) -> int:
+    """TCP sockets in TIME_WAIT (state 06) in a /proc/net/tcp dump.
+
+    Each is a connection closed from this side shortly before: many of them after a wrk
+    round through the proxy mean nginx opened a new upstream connection per request.
+    """
+    count = 0
+    for line in proc_net_tcp.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) > 3 and fields[3] == "06":
+            count += 1
+    return count

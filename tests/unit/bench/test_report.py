@@ -84,3 +84,18 @@ def test_render_prints_one_row_per_figure_and_the_context() -> None:
     assert "topology + argv + units 10.0 (9.0–11.0) ms" in text
     assert "docker target: synapse: 1.163.2" in text
     assert lines[-1] == "FAILED: no-change converge restarted x"
+
+
+def test_proxy_time_wait_is_summarised_and_printed_when_measured() -> None:
+    data = {"runs": [], "proxy": {"connections": 16, "seconds": 10, "rounds": {
+        "direct": [wrk(2000, 4.0, 8.0)],
+        "proxy": [dict(wrk(1900, 4.5, 9.0), time_wait_after=3), dict(wrk(1850, 4.6, 9.5), time_wait_after=5)]}}}
+    summary = engine_summary(data)
+    assert summary["proxy"]["proxy"]["time_wait_after"]["median"] == 4
+    assert "time_wait_after" not in engine_summary(DATA)["proxy"]["proxy"]
+    result = {"summary": {"docker": summary}, "engines": {"docker": {}},
+              "core": {"services": 100, "topology_ms": [1.0], "total_ms": [9.0]},
+              "machine": {"cpu": "Example", "cores": 2, "memory_gib": 23.4, "kernel": "6.1", "load_average_at_start": [0.5]},
+              "versions": {}}
+    line = next(line for line in render(result).splitlines() if "TIME_WAIT" in line)
+    assert "4 (3–5)" in line

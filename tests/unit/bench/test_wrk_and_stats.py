@@ -9,7 +9,7 @@ import pytest
 
 from benchlib.machine import cpu_model, memory_gib
 from benchlib.stats import render_table, summarize
-from benchlib.wrk import parse, wrk_argv
+from benchlib.wrk import parse, time_wait_sockets, wrk_argv
 
 REPORT = """Running 3s test @ https://10.88.0.196/_matrix/client/versions
   1 threads and 8 connections
@@ -77,3 +77,16 @@ def test_machine_description_from_proc_files() -> None:
     assert cpu_model("processor : 0\nmodel name\t: Example CPU @ 2.0GHz\n") == "Example CPU @ 2.0GHz"
     assert memory_gib("MemTotal:       24575996 kB\n") == 23.4
     assert memory_gib("") == 0.0
+
+
+PROC_NET_TCP = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:20FB 00000000:0000 0A 00000000:00000000 00:00000000 00000000   991        0 1 1 0000000000000000 100 0 0 10 0
+   1: 0200590A:A1B2 0300590A:1F48 06 00000000:00000000 03:00000F1C 00000000     0        0 0 3 0000000000000000
+   2: 0200590A:A1B4 0300590A:1F48 01 00000000:00000000 00:00000000 00000000   991        0 2 1 0000000000000000 20 4 30 10 -1
+   3: 0200590A:A1B6 0300590A:1F48 06 00000000:00000000 03:00000F1C 00000000     0        0 0 3 0000000000000000
+"""
+
+
+def test_time_wait_sockets_counts_state_06_only() -> None:
+    assert time_wait_sockets(PROC_NET_TCP) == 2
+    assert time_wait_sockets(PROC_NET_TCP.splitlines()[0]) == 0

@@ -106,6 +106,29 @@ def test_no_readiness_wait_without_healthcheck() -> None:
     assert directives(render_unit(unit_spec()), "ExecStartPost") == []
 
 
+def test_reload_on_ready_signals_after_the_readiness_wait() -> None:
+    health = {"healthcheck": {"command": ["healthcheck"]}}
+    text = render_unit(unit_spec(container=health, reload_on_ready=("hearth-nginx-proxy", "other-proxy", "hearth-nginx-proxy")))
+    post = directives(text, "ExecStartPost")
+    assert len(post) == 3
+    assert post[0].startswith('/bin/sh -c "')  # the readiness wait comes first
+    # "-": a proxy that is not running must not fail this service's start.
+    assert post[1:] == ["-/usr/bin/docker kill --signal=HUP hearth-nginx-proxy",
+                        "-/usr/bin/docker kill --signal=HUP other-proxy"]
+
+
+def test_reload_on_ready_without_health_check_waits_until_the_container_runs() -> None:
+    text = render_unit(unit_spec(engine="podman", reload_on_ready=("hearth-nginx-proxy",)))
+    post = directives(text, "ExecStartPost")
+    assert len(post) == 1 and post[0].startswith("-%s -c " % PODMAN.sh)
+    assert "inspect --format" in post[0] and "State.Running" in post[0]
+    assert post[0].endswith('exec /usr/bin/podman kill --signal=HUP hearth-nginx-proxy"')
+
+
+def test_no_reload_by_default() -> None:
+    assert "--signal=HUP" not in render_unit(unit_spec(container={"healthcheck": {"command": ["healthcheck"]}}))
+
+
 def test_fingerprint_and_description() -> None:
     text = render_unit(unit_spec(fingerprint="sha1:abc image:sha256:def", description="Matrix homeserver"))
     assert "# fingerprint: sha1:abc image:sha256:def" in text.splitlines()
