@@ -10,7 +10,9 @@ is checked, and a failed check fails the benchmark.
 
 from __future__ import annotations
 
+import atexit
 import configparser
+import shutil
 import tempfile
 import time
 import uuid
@@ -38,7 +40,9 @@ BENCH_ID = uuid.uuid4().hex[:6]
 
 def fresh_ssh() -> Dict[str, Optional[str]]:
     """No SSH master left over from the previous run: every timed run opens its own."""
-    return {"ANSIBLE_SSH_CONTROL_PATH_DIR": tempfile.mkdtemp(prefix="hearth-bench-cp-")}
+    path = tempfile.mkdtemp(prefix="hearth-bench-cp-")
+    atexit.register(shutil.rmtree, path, True)  # the masters' sockets go with this process
+    return {"ANSIBLE_SSH_CONTROL_PATH_DIR": path}
 
 
 def converge_record(result: Converge) -> Record:
