@@ -9,13 +9,17 @@
 Every run starts a fresh bed target (images already loaded, as on a server that pulled
 them) with the full stack (every component on) and measures, in order: a fresh converge, a
 no-change converge, a one-setting change, the no-change converge under three transport
-settings, a whole-stack restart and a reboot. The proxy overhead (wrk) and the pure Python
+settings, a whole-stack restart and a reboot. Beside the no-change converge, in the same
+run, it times a floor (tests/bench/floor.yml: the same facts and one trivial module call per
+service) and reports the converge in floors. The proxy overhead (wrk) and the pure Python
 cost are measured once per engine. Prints a table (median, min–max over the runs) and
 writes the same figures, with the machine and versions, to .bench/latest.json.
 
-Timings are never compared with a limit here; correctness is: a no-change converge must
-report changed=0 and restart nothing, every unit must be healthy after a restart, wrk must
-see no failed request. A failed check ends the benchmark with exit status 1.
+Timings are never compared with a limit here (the goals are printed beside them);
+correctness is: a no-change converge must report changed=0 and restart nothing, changing
+synapse_max_upload_size must restart Synapse (any other service it restarts is reported as
+"restarted beyond"), every unit must be healthy after a restart, wrk must see no failed
+request. A failed check ends the benchmark with exit status 1.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ sys.path[:0] = [str(REPO_ROOT / "tests" / "bed"), str(REPO_ROOT / "tests" / "int
 # pylint: disable=wrong-import-position
 import bed  # noqa: E402
 import core_bench  # noqa: E402
+from benchlib.figures import GOALS  # noqa: E402
 from benchlib.machine import controller_versions, host_machine  # noqa: E402
 from benchlib.measure import one_run, proxy_run, transport_configs  # noqa: E402
 from benchlib.report import engine_summary, render  # noqa: E402
@@ -96,6 +101,7 @@ def main(argv: List[str]) -> int:
         "machine": host_machine(),
         "versions": controller_versions(),
         "core": core_cost(),
+        "goals": GOALS,
         "engines": {},
     }
     workroot = Path(tempfile.mkdtemp(prefix="hearth-bench-%s-" % uuid.uuid4().hex[:6]))

@@ -37,7 +37,20 @@ def test_a_short_benchmark_run_reports_every_figure(tmp_path: Path, bed_images: 
     assert summary["fresh_converge"]["changed"]["min"] > 0
     assert summary["no_change_converge"]["changed"]["max"] == 0
     assert summary["no_change_converge"]["restarted"] == []
-    assert "hearth-synapse.service" in summary["one_setting_change"]["restarted"]
+    # The floor is measured beside the no-change converge: facts plus one call per service.
+    assert summary["floor"]["seconds"]["n"] == 1 and summary["floor"]["seconds"]["min"] > 0
+    assert summary["floor"]["module_calls"] == 7
+    assert summary["floor"]["tasks"]["max"] == 2  # Gathering Facts + the looped ping
+    assert summary["no_change_converge"]["to_floor"]["n"] == 1
+    assert summary["no_change_converge"]["tasks"]["min"] > 0
+    run = result["engines"][engine]["runs"][0]
+    assert run["no_change_converge"]["to_floor"] == round(
+        run["no_change_converge"]["seconds"] / run["floor"]["seconds"], 3)
+    # Synapse restarts; whatever else restarts is named, and only that.
+    change = summary["one_setting_change"]
+    assert "hearth-synapse.service" in change["restarted"]
+    assert change["restarted_beyond"] == sorted(set(change["restarted"]) - {"hearth-synapse.service"})
+    assert change["restarted_beyond_count"]["samples"] == [len(change["restarted_beyond"])]
     for measurement in ("stack_restart", "reboot"):
         assert summary[measurement]["all_healthy_after"]["n"] == 1
         assert summary[measurement]["summed_downtime"]["min"] > 0
@@ -51,3 +64,5 @@ def test_a_short_benchmark_run_reports_every_figure(tmp_path: Path, bed_images: 
     assert result["engines"][engine]["versions"]["synapse"][0].isdigit()
     # The printed table carries the same figures.
     assert "no-change converge" in proc.stdout and "ratio proxy/direct" in proc.stdout
+    assert "no-change / floor" in proc.stdout and "restarted beyond the changed service" in proc.stdout
+    assert result["goals"]["no_change_to_floor"] == 2.0

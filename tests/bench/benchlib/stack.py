@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Union
 
 import bed  # tests/bed
 from harness import FULL_STACK_VARS, PLAYBOOKS, SANDBOX_STACK_VARS, PlaybookRun, run_playbook
@@ -22,6 +22,9 @@ STACK_UNITS = ["hearth-postgres.service", "hearth-synapse.service", "hearth-mail
 
 
 OPTIONAL_COMPONENTS = ("mailer", "identity", "corporal", "element")
+
+# Facts of site.yml's play plus one trivial module call per service (see the file).
+FLOOR_PLAYBOOK = Path(__file__).resolve().parents[1] / "floor.yml"
 
 
 class BenchFailure(AssertionError):
@@ -58,11 +61,13 @@ class BenchStack:
         proc = bed.exec_in_target(self.target, show_argv(STACK_UNITS))
         return parse_show(proc.stdout.decode())
 
-    def playbook(self, name: str, overrides: Optional[Mapping[str, Any]] = None,
+    def playbook(self, name: Union[str, Path], overrides: Optional[Mapping[str, Any]] = None,
                  env: Optional[Mapping[str, Optional[str]]] = None) -> PlaybookRun:
-        run = run_playbook(self.inventory, PLAYBOOKS / name, self.stack_vars(overrides), env=env)
+        """A playbook of playbooks/ by name, or any playbook by path, with the stack's vars."""
+        path = name if isinstance(name, Path) else PLAYBOOKS / name
+        run = run_playbook(self.inventory, path, self.stack_vars(overrides), env=env)
         if run.rc != 0 or run.failed:
-            raise BenchFailure("%s failed (exit %d):\n%s" % (name, run.rc, run.tail(60)))
+            raise BenchFailure("%s failed (exit %d):\n%s" % (path.name, run.rc, run.tail(60)))
         return run
 
     def enabled_units(self) -> List[str]:
@@ -80,6 +85,13 @@ class BenchStack:
         recap = next(iter(run.recap.values()))
         return Converge(seconds=run.seconds, tasks=recap["ok"], changed=recap["changed"],
                         skipped=recap["skipped"], restarted=restarted(before, after))
+
+    def floor(self, env: Optional[Mapping[str, Optional[str]]] = None) -> Converge:
+        """The floor playbook with the same inventory, vars and ansible.cfg as a converge."""
+        run = self.playbook(FLOOR_PLAYBOOK, {"hearth_bench_floor_services": STACK_UNITS}, env)
+        recap = next(iter(run.recap.values()))
+        return Converge(seconds=run.seconds, tasks=recap["ok"], changed=recap["changed"],
+                        skipped=recap["skipped"], restarted=[])
 
     def wait_all_active(self, timeout: float = 300) -> Dict[str, UnitState]:
         deadline = time.monotonic() + timeout

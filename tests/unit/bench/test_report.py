@@ -14,11 +14,15 @@ def converge(seconds: float, changed: int = 0, restarted: Any = ()) -> Dict[str,
     return {"seconds": seconds, "tasks": 150, "changed": changed, "skipped": 20, "restarted": list(restarted)}
 
 
-def run(scale: float, mitogen_error: bool = False) -> Dict[str, Any]:
+def run(scale: float, mitogen_error: bool = False, beyond: Any = ()) -> Dict[str, Any]:
+    restarted = ["hearth-synapse.service", *beyond]
     return {
         "fresh_converge": converge(40 * scale, changed=30),
-        "no_change_converge": converge(20 * scale),
-        "one_setting_change": converge(25 * scale, changed=1, restarted=["hearth-synapse.service"]),
+        "no_change_converge": dict(converge(20 * scale), to_floor=4.0 / scale),
+        "floor": {"seconds": 5 * scale, "tasks": 2, "changed": 0, "skipped": 0, "module_calls": 7,
+                  "ran_first": scale != 2.0},
+        "one_setting_change": dict(converge(25 * scale, changed=1, restarted=restarted),
+                                   expected_restarts=["hearth-synapse.service"], restarted_beyond=list(beyond)),
         "transport": {"defaults": converge(30 * scale), "recommended": converge(20 * scale),
                       "mitogen": {"error": "boom"} if mitogen_error else converge(10 * scale)},
         "stack_restart": {"seconds": 30 * scale, "all_healthy_after": 28 * scale, "summed_downtime": 50 * scale,
@@ -33,7 +37,8 @@ def wrk(rate: float, p50: float, p99: float) -> Dict[str, Any]:
 
 
 DATA = {
-    "runs": [run(1.0), run(2.0, mitogen_error=True), run(1.5), {"fresh_converge": converge(1.0)}],
+    "runs": [run(1.0), run(2.0, mitogen_error=True, beyond=["hearth-corporal.service"]), run(1.5),
+             {"fresh_converge": converge(1.0)}],
     "proxy": {"connections": 16, "seconds": 10,
               "rounds": {"direct": [wrk(2000, 4.0, 8.0), wrk(1800, 5.0, 9.0)],
                          "proxy": [wrk(1500, 5.0, 10.0), wrk(1300, 6.0, 12.0)]}},
@@ -46,10 +51,27 @@ def test_summary_takes_complete_runs_only_and_medians_each_figure() -> None:
     assert summary["fresh_converge"]["seconds"]["median"] == 60.0
     assert summary["no_change_converge"]["changed"]["max"] == 0
     assert summary["no_change_converge"]["restarted_count"]["max"] == 0
-    assert summary["one_setting_change"]["restarted"] == ["hearth-synapse.service"]
+    assert summary["one_setting_change"]["restarted"] == ["hearth-corporal.service", "hearth-synapse.service"]
     assert summary["reboot"]["all_healthy_after"] == {"median": 60.0, "min": 40.0, "max": 80.0, "n": 3,
                                                       "samples": [40.0, 80.0, 60.0]}
     assert summary["stack_restart"]["seconds"]["median"] == 45.0
+
+
+def test_summary_puts_the_floor_beside_the_no_change_converge() -> None:
+    summary = engine_summary(DATA)
+    assert summary["floor"]["seconds"]["median"] == 7.5
+    assert summary["floor"]["tasks"]["max"] == 2
+    assert summary["floor"]["module_calls"] == 7
+    # The median of the per-run ratios (4, 2, 2.667), not a ratio of medians.
+    assert summary["no_change_converge"]["to_floor"]["median"] == 2.667
+    assert summary["no_change_converge"]["to_floor"]["n"] == 3
+
+
+def test_summary_names_every_service_restarted_beyond_the_changed_one() -> None:
+    block = engine_summary(DATA)["one_setting_change"]
+    assert block["expected_restarts"] == ["hearth-synapse.service"]
+    assert block["restarted_beyond"] == ["hearth-corporal.service"]
+    assert block["restarted_beyond_count"]["samples"] == [0, 1, 0]
 
 
 def test_summary_keeps_a_failed_optional_transport_beside_the_timed_runs() -> None:
@@ -81,6 +103,12 @@ def test_render_prints_one_row_per_figure_and_the_context() -> None:
     fresh = next(line for line in lines if line.startswith("1. fresh converge"))
     assert "60 (40–80)" in fresh and fresh.rstrip().endswith("-")
     assert any("ratio proxy/direct req/s" in line and "0.737" in line for line in lines)
+    floor = next(line for line in lines if line.lstrip().startswith("floor ("))
+    assert "7.5 (5–10)" in floor
+    ratio = next(line for line in lines if "no-change / floor" in line)
+    assert "goal ≤ 2" in ratio and "2.67 (2–4)" in ratio
+    beyond = next(line for line in lines if "restarted beyond the changed service" in line)
+    assert "hearth-corporal.service" in beyond and "hearth-synapse.service" not in beyond
     assert "topology + argv + units 10.0 (9.0–11.0) ms" in text
     assert "docker target: synapse: 1.163.2" in text
     assert lines[-1] == "FAILED: no-change converge restarted x"

@@ -1,0 +1,34 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, hearth.matrix contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Figures read off one run: the floor ratio, its order, the restart sets."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchlib.figures import GOALS, floor_first, restart_sets, to_floor
+
+
+def test_floor_and_converge_swap_places_every_run() -> None:
+    assert [floor_first(index) for index in range(4)] == [True, False, True, False]
+
+
+def test_to_floor_is_converge_over_floor() -> None:
+    assert to_floor(36.0, 12.0) == 3.0
+    assert to_floor(10.0, 3.0) == 3.333
+    with pytest.raises(ValueError, match="floor took 0"):
+        to_floor(10.0, 0)
+
+
+def test_restart_sets_split_extra_and_missing_services() -> None:
+    synapse, corporal = "hearth-synapse.service", "hearth-corporal.service"
+    assert restart_sets([synapse], [synapse]) == ([], [])
+    assert restart_sets([corporal, synapse], [synapse]) == ([corporal], [])
+    assert restart_sets([corporal], [synapse]) == ([corporal], [synapse])
+    assert restart_sets([], [synapse]) == ([], [synapse])
+
+
+def test_goals_cover_the_reported_targets() -> None:
+    assert set(GOALS) == {"no_change_to_floor", "no_change_tasks", "fresh_converge_seconds",
+                          "stack_restart_summed_downtime_seconds"}
