@@ -150,8 +150,8 @@ def _print_summary(summary: Dict[str, Any], https_port: str) -> None:
         "--resolve %s:%s:127.0.0.1" % (name, https_port) for name in summary["resolve"]))
     lines = ["", "sandbox: up (%s). Everything below is also in %s" % (summary["engine"], SANDBOX / "summary.json"), ""]
     for name, component in summary["components"].items():
-        lines.append("  %-12s %-8s %s%s" % (name, component["state"], component["image"],
-                                              "   <- stand-in" if component["stand_in"] else ""))
+        marker = "   <- stand-in" if component["stand_in"] else ""
+        lines.append("  %-12s %-8s %s%s" % (name, component["state"], component["image"], marker))
     lines += [
         "",
         "  Client API:   %s" % summary["client_base_url"],

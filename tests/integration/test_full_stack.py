@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Dict, FrozenSet, Iterator, List
 
 import jsonschema
