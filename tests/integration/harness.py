@@ -74,6 +74,30 @@ FULL_STACK_VARS: Dict[str, Any] = {
     ],
     "synapse_extra_config": {"rc_login": {"address": _RATE, "account": _RATE, "failed_attempts": _RATE}},
 }
+# A throw-away SMTP sink (smtp_sink.py) standing in for the world's mail servers: the real
+# Exim relays every message to it, in a container on the stack network of the target (Exim
+# reaches it by name); the tests and scripts/sandbox read what arrived with `<engine> exec`.
+SMTP_SINK_NAME = "hearth-test-smtp-sink"
+SMTP_SINK_PORT = 2525
+SMTP_SINK_SCRIPT = Path(__file__).with_name("smtp_sink.py")
+SMTP_SINK_DIR_ON_TARGET = "/opt/hearth-test"
+SMTP_SINK_STORE = "/tmp/mail/messages.jsonl"
+SMTP_SINK_VARS: Dict[str, Any] = {
+    "mailer_smarthost_host": SMTP_SINK_NAME,
+    "mailer_smarthost_port": SMTP_SINK_PORT,
+    "mailer_smarthost_security": "none",
+}
+
+
+def smtp_sink_run_args(network: str = "hearth") -> List[str]:
+    """`<engine> run` arguments that start the sink, hardened like the stack's containers,
+    from the stand-in image (it has python3); smtp_sink.py must be in SMTP_SINK_DIR_ON_TARGET."""
+    return ["run", "-d", "--name", SMTP_SINK_NAME, "--network", network, "--user", "991:991", "--cap-drop=ALL",
+            "--security-opt", "no-new-privileges", "--read-only", "--tmpfs", "/tmp",
+            "-v", "%s:/sink:ro" % SMTP_SINK_DIR_ON_TARGET, "--entrypoint", "python3", STANDIN_IMAGE,
+            "/sink/smtp_sink.py", "--port", str(SMTP_SINK_PORT), "--dir", str(Path(SMTP_SINK_STORE).parent)]
+
+
 _RECAP_RE = re.compile(
     r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)\s+"
     r"failed=(?P<failed>\d+)(?:\s+skipped=(?P<skipped>\d+))?"

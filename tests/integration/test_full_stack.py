@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Dict, FrozenSet, Iterator, List
 
 import jsonschema
@@ -38,7 +37,9 @@ from conftest import (ADMIN_PASSWORD, ADMIN_USER, MATRIX_HOSTNAME, SERVER_NAME, 
                       target_factory)
 from full_stack_client import (header, https_json, message_texts, password_login, shared_secret_login,
                                shared_secret_token)
-from harness import FULL_STACK_VARS, PUBLIC_IDENTITY, REPO_ROOT, STANDIN_IMAGE, LoopbackNames, https_get, ssl_context, wait_for
+from harness import (FULL_STACK_VARS, PUBLIC_IDENTITY, REPO_ROOT, SMTP_SINK_DIR_ON_TARGET, SMTP_SINK_NAME, SMTP_SINK_SCRIPT,
+                     SMTP_SINK_STORE, SMTP_SINK_VARS, LoopbackNames, https_get, quote, smtp_sink_run_args, ssl_context,
+                     wait_for)
 from matrix_client import round_trip
 
 ELEMENT_HOSTNAME = "element.%s" % SERVER_NAME
@@ -53,18 +54,11 @@ SERVICES = {
 OPTIONAL = ("mailer", "identity", "corporal", "element")
 BASE_DIR = "/opt/hearth-matrix"
 
-SINK_NAME = "hearth-test-smtp-sink"
-SINK_PORT = 2525
-SINK_DIR_ON_TARGET = "/opt/hearth-test"
 STANDIN_RECORD = BASE_DIR + "/corporal/var/standin-requests.log"
 CORPORAL_SCHEMA = REPO_ROOT / "roles" / "corporal" / "files" / "config.schema.json"
 
 # The full stack of harness.FULL_STACK_VARS, with Exim relaying to the tests' SMTP sink.
-FULL_VARS: Dict[str, Any] = dict(FULL_STACK_VARS, **{
-    "mailer_smarthost_host": SINK_NAME,
-    "mailer_smarthost_port": SINK_PORT,
-    "mailer_smarthost_security": "none",
-})
+FULL_VARS: Dict[str, Any] = dict(FULL_STACK_VARS, **SMTP_SINK_VARS)
 
 
 def _flags(enabled: FrozenSet[str]) -> Dict[str, bool]:
@@ -103,21 +97,17 @@ class FullStack:
 def _start_smtp_sink(full: FullStack) -> None:
     """The sink in a container on the stack network, so Exim reaches it by name."""
     bed = full.bed
-    bed.sh("mkdir -p %s" % SINK_DIR_ON_TARGET)
-    results = bed.hosts().all.copy(src=str(Path(__file__).with_name("smtp_sink.py")),
-                                   dest=SINK_DIR_ON_TARGET + "/smtp_sink.py", mode="0644")
+    bed.sh("mkdir -p %s" % SMTP_SINK_DIR_ON_TARGET)
+    results = bed.hosts().all.copy(src=str(SMTP_SINK_SCRIPT), dest=SMTP_SINK_DIR_ON_TARGET + "/smtp_sink.py", mode="0644")
     assert not next(iter(results.values())).get("failed"), results
-    bed.engine_cmd("rm -f %s" % SINK_NAME, check=False)
-    bed.engine_cmd(
-        "run -d --name %s --network hearth --user 991:991 --cap-drop=ALL --security-opt no-new-privileges "
-        "--read-only --tmpfs /tmp -v %s:/sink:ro --entrypoint python3 %s /sink/smtp_sink.py --port %d --dir /tmp/mail"
-        % (SINK_NAME, SINK_DIR_ON_TARGET, STANDIN_IMAGE, SINK_PORT))
-    wait_for(lambda: full.bed.engine_cmd("exec %s test -f /tmp/mail/messages.jsonl" % SINK_NAME, check=False)[0] == 0,
+    bed.engine_cmd("rm -f %s" % SMTP_SINK_NAME, check=False)
+    bed.engine_cmd(quote(smtp_sink_run_args()))
+    wait_for(lambda: full.bed.engine_cmd("exec %s test -f %s" % (SMTP_SINK_NAME, SMTP_SINK_STORE), check=False)[0] == 0,
              30, 1, "SMTP sink up")
 
 
 def _sink_messages(full: FullStack) -> List[Dict[str, Any]]:
-    _rc, out = full.bed.engine_cmd("exec %s cat /tmp/mail/messages.jsonl" % SINK_NAME)
+    _rc, out = full.bed.engine_cmd("exec %s cat %s" % (SMTP_SINK_NAME, SMTP_SINK_STORE))
     return [json.loads(line) for line in out.splitlines() if line.strip().startswith("{")]
 
 
