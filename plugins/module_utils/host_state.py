@@ -176,8 +176,7 @@ def _final_content(host: Host, item: File) -> bytes:
                 return handle.read()
         except OSError as error:
             raise HostError(item.label, "cannot read %s: %s" % (item.src, error.strerror)) from None
-    assert item.content is not None
-    text = SECRET_REF_RE.sub(lambda match: read_secret(host, match.group(1)), item.content)
+    text = SECRET_REF_RE.sub(lambda match: read_secret(host, match.group(1)), item.content or "")
     if "@@hearth-secret:" in text:
         raise HostError("files", "%s names a secret by a path that is not absolute" % item.path)
     return text.encode("utf-8")

@@ -48,7 +48,9 @@ def _plumbing(component: str, topology: Mapping[str, Any], engine: str, base_dir
 
 
 def _component_values(component: str, topology: Mapping[str, Any], base_dir: str) -> Dict[str, Any]:
-    secret = lambda name: shared_secret_path(base_dir, name)  # noqa: E731
+    def secret(name: str) -> str:
+        return shared_secret_path(base_dir, name)
+
     on = topology["enabled"]
     if component == "postgres":
         database = topology["synapse"]["database"]

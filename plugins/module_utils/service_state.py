@@ -115,7 +115,8 @@ def ensure_networks(host: Host, facts: HostFacts, networks: Sequence[str], repor
 
 def unit_text(facts: HostFacts, component: Component, image_id: str, report: Report) -> str:
     """The unit; its fingerprint line changes whenever the image or a restart-relevant file does."""
-    assert component.container is not None
+    if component.container is None:
+        raise HostError("container", "%s has no container, so no unit" % component.name)
     fingerprint = hashlib.sha256("\n".join([image_id, component.extra_fingerprint] + sorted(report.digests))
                                  .encode("utf-8")).hexdigest()[:16]
     spec = UnitSpec(

@@ -11,7 +11,8 @@ the values it needs.
 Rules (from the history of matrix-docker-ansible-deploy, where these couplings first
 appeared and were learnt the hard way):
 
-* corporal on: the client API goes through corporal's gateway; corporal requires Synapse
+* corporal on: the client API goes through corporal's gateway; corporal wants (and starts
+  after) Synapse
   and gets the homeserver address and both shared secrets; Synapse loads the
   shared-secret-auth provider.
 * identity on: the proxy routes /_matrix/identity to it; Synapse, /.well-known/matrix/client
@@ -297,7 +298,9 @@ def _service_nodes(inp: StackInput) -> Dict[str, ServiceNode]:
         if on["mailer"]:
             synapse.wants.append(svc["mailer"])
     if on["corporal"]:
-        nodes[svc["corporal"]].requires.append(svc["synapse"])
+        # Wants, not Requires: systemd propagates a restart along Requires=, and a Synapse
+        # restart (a setting changed) must not restart the gateway, which only speaks HTTP to it.
+        nodes[svc["corporal"]].wants.append(svc["synapse"])
     if on["nginx_proxy"]:
         # The proxy only *wants* its upstreams: an upstream restart must not restart the
         # proxy (systemd propagates restarts along Requires=). nginx resolves upstream names

@@ -23,7 +23,7 @@ description:
     transaction for every service that is not running or whose unit changed, so systemd
     orders the starts by the units' own dependencies. A service whose unit is unchanged and
     that runs is left alone.
-  - A component with O(components[].state=absent) loses its unit and its container; its data
+  - A component with C(state=absent) loses its unit and its container; its data
     directories stay.
   - A file may name a secret that lives on the host with the marker
     C(@@hearth-secret:/absolute/path@@) (filter M(hearth.matrix.secret_ref)); the module puts
@@ -221,7 +221,8 @@ def _converge_unit(module: AnsibleModule, facts: HostFacts, component: Component
                    report: Report) -> Tuple[bool, bool]:
     """Everything but the service state; (unit changed, restart needed)."""
     _converge_files(module, facts, component, report)
-    assert component.container is not None
+    if component.container is None:
+        raise HostError("container", "%s has no container, so no unit" % component.name)
     if component.create_networks:
         ensure_networks(module, facts, component.container.networks, report)
     image_id = ensure_image(module, facts, component, report)

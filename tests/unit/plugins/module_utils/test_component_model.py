@@ -60,8 +60,9 @@ def test_files_only_component_has_no_container_and_no_image() -> None:
     component = component_from_dict({
         "name": "hearth-shared-secrets",
         "directories": [{"path": "/opt/h/secrets", "mode": "0700"}],
-        "secrets": ["/opt/h/secrets/a", {"path": "/opt/h/secrets/b", "format": "synapse_signing_key", "group": "991",
-                                        "mode": "0640", "length": 32}],
+        "secrets": ["/opt/h/secrets/a",
+                    {"path": "/opt/h/secrets/b", "format": "synapse_signing_key", "group": "991", "mode": "0640",
+                     "length": 32}],
         "networks": ["hearth"],
     })
     assert component.container is None and component.image == ""

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import os
 import shutil
 import stat
@@ -170,7 +172,7 @@ def test_server_certificate_keeps_its_group_when_the_temp_dir_is_another_file_sy
     tempdir = _other_filesystem(tmp_path)
     monkeypatch.setattr(tempfile, "tempdir", tempdir)
     tls = settings(tmp_path)
-    tls = SelfSignedTls(**dict(tls.__dict__, cert_group="4242"))
+    tls = dataclasses.replace(tls, cert_group="4242")
     ensure_self_signed(RealHost(), OPENSSL, tls, Report())
     assert (tmp_path / "tls" / "ca.crt").stat().st_gid == 4242
     assert (tmp_path / "tls" / "server.crt").stat().st_gid == 4242

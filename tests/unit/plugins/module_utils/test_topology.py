@@ -86,7 +86,10 @@ def test_corporal_on_routes_client_api_through_gateway() -> None:
     topo = compute_topology(stack(with_(corporal=True)))
     assert topo["proxy"]["client_upstream"] == "http://hearth-corporal:41080"
     assert topo["proxy"]["federation_upstream"] == "http://hearth-synapse:8008"
-    assert topo["services"]["hearth-corporal"]["requires"] == ["hearth-synapse.service"]
+    # Wants, not Requires: a Synapse restart must not restart corporal.
+    assert topo["services"]["hearth-corporal"]["requires"] == []
+    assert topo["services"]["hearth-corporal"]["wants"] == ["hearth-synapse.service"]
+    assert "hearth-synapse.service" in topo["services"]["hearth-corporal"]["after"]
     assert topo["corporal"]["homeserver_api"] == "http://hearth-synapse:8008"
     assert topo["corporal"]["homeserver_domain"] == "example.org"
     assert "corporal" in topo["shared_secrets"]["registration_shared_secret"]

@@ -68,6 +68,7 @@ class FakeSystem:
     def run(self, components: List[Dict[str, Any]], unit_dir: Path, check_mode: bool = False,
             diff: bool = False) -> Dict[str, Any]:
         self.calls = []
+
         def get_bin_path(module: basic.AnsibleModule, *args: Any, **kwargs: Any) -> Optional[str]:
             return self.get_bin_path(module, *args, **kwargs)
 
@@ -175,8 +176,8 @@ def test_unit_written_by_an_interrupted_run_still_restarts(system: FakeSystem, t
 
 # --- what restarts what -------------------------------------------------------------------------
 
-def test_restart_recorded_by_a_run_that_died_before_it_is_done_next_time(system: FakeSystem, tmp_path: Path,
-                                                                        unit_dir: Path) -> None:
+def test_restart_recorded_by_a_run_that_died_before_it_is_done_next_time(
+        system: FakeSystem, tmp_path: Path, unit_dir: Path) -> None:
     components = [service(tmp_path)]
     system.run(components, unit_dir)
     system.running("hearth-synapse")
@@ -203,8 +204,8 @@ def test_changed_file_restarts_only_its_service(system: FakeSystem, tmp_path: Pa
     assert (tmp_path / "hearth-synapse" / "config" / "homeserver.yaml").read_text() == "server_name: example.net\n"
 
 
-def test_only_reload_on_ready_changed_reloads_systemd_without_a_restart(system: FakeSystem, tmp_path: Path,
-                                                                       unit_dir: Path) -> None:
+def test_only_reload_on_ready_changed_reloads_systemd_without_a_restart(
+        system: FakeSystem, tmp_path: Path, unit_dir: Path) -> None:
     """Turning the proxy off drops Synapse's "reload the proxy" line: no reason to restart Synapse."""
     with_proxy = dict(service(tmp_path), reload_on_ready=["hearth-nginx-proxy"])
     system.run([with_proxy], unit_dir)
@@ -242,8 +243,8 @@ def test_file_without_restart_is_written_without_a_restart(system: FakeSystem, t
 
 # --- check mode ------------------------------------------------------------------------------
 
-def test_check_mode_writes_nothing_and_calls_no_changing_systemctl(system: FakeSystem, tmp_path: Path,
-                                                                    unit_dir: Path) -> None:
+def test_check_mode_writes_nothing_and_calls_no_changing_systemctl(
+        system: FakeSystem, tmp_path: Path, unit_dir: Path) -> None:
     result = system.run([service(tmp_path)], unit_dir, check_mode=True)
     assert result["failed"] is False and result["changed"] is True, result
     assert files_under(tmp_path) == ["systemd"]
