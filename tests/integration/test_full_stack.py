@@ -190,8 +190,13 @@ def assert_consistent(full: FullStack) -> None:
 def test_all_enabled_is_consistent(full: FullStack) -> None:
     """Wiring matrix, combination 1: everything on."""
     assert_consistent(full)
-    _rc, requires = full.bed.sh("systemctl show -p Requires hearth-corporal.service")
-    assert "hearth-synapse.service" in requires, "corporal must require Synapse: " + requires
+    # Wants + After, not Requires: corporal starts after Synapse, and a Synapse restart (a
+    # setting changed) leaves corporal running.
+    _rc, deps = full.bed.sh("systemctl show -p Requires -p Wants -p After hearth-corporal.service")
+    props = dict(line.split("=", 1) for line in deps.splitlines() if "=" in line)
+    assert "hearth-synapse.service" in props["Wants"].split(), "corporal must want Synapse: " + deps
+    assert "hearth-synapse.service" in props["After"].split(), "corporal must start after Synapse: " + deps
+    assert "hearth-synapse.service" not in props["Requires"].split(), "a Synapse restart would restart corporal: " + deps
 
 
 def test_mail_leaves_synapse_and_arrives(full: FullStack) -> None:
