@@ -36,8 +36,9 @@ _ON = {"hearth_mailer_enabled": True, "hearth_identity_enabled": True, "hearth_e
 _NO_DB = {"hearth_postgres_enabled": False, "hearth_external_database_password": "pw"}
 
 # Cases run through hearth.matrix.site: (id, the alias's variables, the variable the one-line
-# failure must name). Variables of playbooks/vars/roles.yml (play vars: the topology's values)
-# cannot be set from an inventory; those cases run in ROLE_CASES, with the role used alone.
+# failure must name). Wiring the topology hands the roles (hearth_topology.role_vars:
+# requires/wants/after, networks, base dirs) is exercised with the role used alone, in
+# ROLE_CASES.
 SITE_CASES: List[Tuple[str, Dict[str, Any], str]] = [
     ("missing-server-name", {"hearth_server_name": _MISSING}, "hearth_server_name"),
     ("invalid-domain", {"hearth_server_name": "not a domain!"}, "hearth_server_name"),
