@@ -15,6 +15,7 @@ secret's value in its place on the host (so such files are never shown in a diff
 
 from __future__ import annotations
 
+import ipaddress
 import posixpath
 import re
 from dataclasses import dataclass
@@ -129,6 +130,18 @@ class ServiceUser:
 
 
 @dataclass(frozen=True)
+class Network:
+    """A network to create; with a subnet, the engine hands out addresses from its lower
+    half only (the upper half is for fixed container addresses)."""
+    name: str
+    subnet: str = ""
+
+    @property
+    def dynamic_range(self) -> str:
+        return str(next(ipaddress.IPv4Network(self.subnet).subnets(prefixlen_diff=1))) if self.subnet else ""
+
+
+@dataclass(frozen=True)
 class Component:
     name: str
     state: str
@@ -150,7 +163,7 @@ class Component:
     tls: Optional[SelfSignedTls] = None
     service_user: Optional[ServiceUser] = None
     # Networks to create that no container of this component names (e.g. the stack's).
-    networks: Tuple[str, ...] = ()
+    networks: Tuple[Network, ...] = ()
     container: Optional[ContainerSpec] = None
     extra_fingerprint: str = ""
 
@@ -310,12 +323,28 @@ def _service_user(raw: Any) -> Optional[ServiceUser]:
                        sysusers_dir=_abs(sysusers_dir, "service_user.sysusers_dir") if sysusers_dir else "")
 
 
-def _networks(raw: Mapping[str, Any]) -> Tuple[str, ...]:
-    names = _list(raw, "networks")
-    for index, name in enumerate(names):
+def _networks(raw: Mapping[str, Any]) -> Tuple[Network, ...]:
+    """Names, or {name, subnet} mappings ("" subnet: the engine picks one)."""
+    result = []
+    for index, item in enumerate(_list(raw, "networks")):
+        where = "networks[%d]" % index
+        item = item if isinstance(item, Mapping) else {"name": item}
+        unknown = set(item) - {"name", "subnet"}
+        if unknown:
+            raise SpecError(where, "unknown keys: %s" % ", ".join(sorted(unknown)))
+        name, subnet = item.get("name"), item.get("subnet") or ""
         if not isinstance(name, str) or not re.match(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$", name):
-            raise SpecError("networks[%d]" % index, "invalid network name %r" % (name,))
-    return tuple(names)
+            raise SpecError(where, "invalid network name %r" % (name,))
+        if subnet:
+            try:
+                parsed = ipaddress.IPv4Network(subnet, strict=True) if isinstance(subnet, str) else None
+            except ValueError:
+                parsed = None
+            if parsed is None or parsed.prefixlen > 25:
+                raise SpecError(where + ".subnet", "must be an IPv4 subnet of at least 128 addresses "
+                                "(network/prefix), got %r" % (subnet,))
+        result.append(Network(name=name, subnet=subnet))
+    return tuple(result)
 
 
 def _unit_list(raw: Mapping[str, Any], key: str) -> Tuple[str, ...]:

@@ -41,6 +41,7 @@ _USER_RE = re.compile(r"^[a-z_][a-z0-9_-]*$|^[0-9]+$")
 _SIZE_RE = re.compile(r"^[0-9]+[bkmg]?$", re.IGNORECASE)
 _LABEL_KEY_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _IPV4_RE = re.compile(r"^(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])){3}$")
+_HOST_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9_.-]{0,251}[a-zA-Z0-9])?$")
 _IPV6_RE = re.compile(r"^\[?[0-9a-fA-F:.]+\]?$")
 
 
@@ -95,6 +96,9 @@ class ContainerSpec:
     tmpfs: Tuple[Tmpfs, ...] = ()
     mounts: Tuple[Mount, ...] = ()
     networks: Tuple[str, ...] = ()
+    # Fixed IPv4 address on the primary network, and /etc/hosts entries (name, address).
+    address: Optional[str] = None
+    hosts: Tuple[Tuple[str, str], ...] = ()
     ports: Tuple[Port, ...] = ()
     env_file: Optional[str] = None
     env: Tuple[Tuple[str, str], ...] = ()
@@ -122,7 +126,7 @@ class ContainerSpec:
 # ---------------------------------------------------------------------------------------
 
 _FIELDS = frozenset(
-    "image user root_reason cap_add read_only tmpfs mounts networks ports env_file env "
+    "image user root_reason cap_add read_only tmpfs mounts networks address hosts ports env_file env "
     "labels sysctls healthcheck memory pids_limit stop_timeout command entrypoint workdir".split()
 )
 # Only sysctls that live in the container's own network or IPC namespace: both engines set
@@ -332,6 +336,32 @@ def _parse_str_map(raw: Any, field_name: str, key_re: "re.Pattern[str]") -> Tupl
     return tuple(items)
 
 
+def _parse_address(raw: Any, field_name: str) -> Optional[str]:
+    """An IPv4 address, or None for "" / None (the engine picks one)."""
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, str) and _IPV4_RE.match(raw):
+        return raw
+    raise SpecError(field_name, "must be an IPv4 address such as 10.89.91.139, got %r" % (raw,))
+
+
+def _parse_hosts(raw: Any) -> Tuple[Tuple[str, str], ...]:
+    """/etc/hosts entries: host name -> IPv4 address, sorted for a stable argv."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, Mapping):
+        raise SpecError("hosts", "must map host names to IPv4 addresses, got %r" % (raw,))
+    hosts = []
+    for name in sorted(raw, key=str):
+        if not isinstance(name, str) or not _HOST_RE.match(name):
+            raise SpecError("hosts", "has an invalid host name %r" % (name,))
+        address = _parse_address(raw[name], "hosts.%s" % name)
+        if address is None:
+            raise SpecError("hosts.%s" % name, "must be an IPv4 address, got %r" % (raw[name],))
+        hosts.append((name, address))
+    return tuple(hosts)
+
+
 def _parse_healthcheck(raw: Any) -> Optional[HealthCheck]:
     if raw is None:
         return None
@@ -376,6 +406,9 @@ def container_spec_from_dict(name: str, raw: Mapping[str, Any]) -> ContainerSpec
             raise SpecError("networks[%d]" % index, "invalid network name %r" % network)
         if network in networks[:index]:
             raise SpecError("networks[%d]" % index, "duplicate network %r" % network)
+    address = _parse_address(raw.get("address"), "address")
+    if address and not networks:
+        raise SpecError("address", "needs a network to be an address on")
     env_file = raw.get("env_file")
     memory = raw.get("memory")
     if memory is not None and not _SIZE_RE.match(str(memory)):
@@ -393,6 +426,8 @@ def container_spec_from_dict(name: str, raw: Mapping[str, Any]) -> ContainerSpec
         tmpfs=tmpfs,
         mounts=mounts,
         networks=networks,
+        address=address,
+        hosts=_parse_hosts(raw.get("hosts")),
         ports=_parse_ports(raw.get("ports")),
         env_file=None if env_file is None else _require_abs_path(env_file, "env_file"),
         env=_parse_str_map(raw.get("env"), "env", re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")),
@@ -481,6 +516,9 @@ def create_argv(spec: ContainerSpec, engine: str, engine_path: str) -> List[str]
     argv += _ENGINE_FLAGS[engine]["log"]
     if spec.primary_network:
         argv.append("--network=%s" % spec.primary_network)
+    if spec.address:
+        argv.append("--ip=%s" % spec.address)
+    argv += ["--add-host=%s:%s" % (name, address) for name, address in spec.hosts]
     argv += ["--tmpfs=%s" % _format_tmpfs(t) for t in spec.tmpfs]
     argv += ["--mount=%s" % _format_mount(m) for m in spec.mounts]
     argv += ["--publish=%s" % _format_port(p) for p in spec.ports]

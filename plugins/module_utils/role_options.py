@@ -29,6 +29,8 @@ SHARED_OPTIONS: Dict[str, str] = {
     "base_dir": "host directory of the component (config, data, secrets)",
     "container_networks": "container networks the service joins, the first one is its primary network",
     "manage_networks": "create the networks that are missing",
+    "container_address": "fixed IPv4 address on the primary network (\"\": the engine picks one)",
+    "container_hosts": "name -> IPv4 address entries of the container's /etc/hosts (peers found without DNS)",
     "container_ports": "published ports, each {host_address, host_port, container_port, protocol}",
     "memory": "memory limit such as 512m, \"\" for none",
     "pids_limit": "maximum number of processes in the container (> 0)",
@@ -44,6 +46,8 @@ SHARED_OPTIONS: Dict[str, str] = {
 FALLBACKS: Dict[str, Any] = {
     "enabled": True,
     "manage_networks": True,
+    "container_address": "",
+    "container_hosts": {},
     "container_ports": [],
     "memory": "",
     "ready_timeout": 120,
@@ -59,6 +63,8 @@ _FIELD_OPTION: Tuple[Tuple[str, str], ...] = (
     ("image", "image"),
     ("user", "uid"),
     ("networks", "container_networks"),
+    ("address", "container_address"),
+    ("hosts", "container_hosts"),
     ("ports", "container_ports"),
     ("memory", "memory"),
     ("pids_limit", "pids_limit"),
@@ -166,6 +172,8 @@ def option_values(role: str, lookup: Mapping[str, Any], host_only: bool = False)
     if not values["container_networks"]:
         raise RoleInputError(var("container_networks"), "must name at least one network")
     values["manage_networks"] = _bool(var("manage_networks"), get("manage_networks"))
+    values["container_address"] = get("container_address")
+    values["container_hosts"] = get("container_hosts")
     values["container_ports"] = _ports(var("container_ports"), get("container_ports"))
     memory = get("memory")
     if memory is None or (isinstance(memory, str) and memory == ""):
@@ -198,13 +206,15 @@ def build_component(role: str, lookup: Mapping[str, Any], spec: Optional[Mapping
     if not values["enabled"]:
         return {"name": values["service_name"], "state": "absent", "engine": values["engine"]}
     container = dict(spec.pop("container", None) or {})
-    for key in ("image", "user", "networks", "ports", "memory", "pids_limit", "stop_timeout"):
+    for key in ("image", "user", "networks", "address", "hosts", "ports", "memory", "pids_limit", "stop_timeout"):
         if key in container:
             raise RoleInputError("%s role" % role, "spec sets container.%s, which comes from the shared options" % key)
     container.update({
         "image": values["image"],
         "user": "%d:%d" % (values["uid"], values["gid"]),
         "networks": values["container_networks"],
+        "address": values["container_address"],
+        "hosts": values["container_hosts"],
         "ports": values["container_ports"],
         "memory": values["memory"],
         "pids_limit": values["pids_limit"],

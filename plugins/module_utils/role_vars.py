@@ -40,6 +40,10 @@ def _plumbing(component: str, topology: Mapping[str, Any], engine: str, base_dir
         "engine": engine,
         "base_dir": "%s/%s" % (base_dir, BASE_DIRS[component]),
         "container_networks": list(service["networks"]),
+        "container_address": service["address"],
+        # Every other component by name, so no lookup goes through the engine's DNS.
+        "container_hosts": {name: address for name, address in topology["hosts"].items()
+                            if name != SERVICE_NAMES[component]},
         "requires": list(service["requires"]),
         "wants": list(service["wants"]),
         "after": list(service["after"]),
@@ -132,6 +136,7 @@ def role_vars(topology: Mapping[str, Any], engine: str, base_dir: str,
         "common_engine": engine,
         "common_base_dir": base_dir,
         "common_networks": [topology["network"]],
+        "common_network_subnet": topology["network_subnet"],
     }
     for component, enabled in topology["enabled"].items():
         if not enabled:

@@ -11,13 +11,14 @@ and runs what it can in parallel.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import tempfile
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Union
 
-from ansible_collections.hearth.matrix.plugins.module_utils.component import Component
+from ansible_collections.hearth.matrix.plugins.module_utils.component import Component, Network
 from ansible_collections.hearth.matrix.plugins.module_utils.host_state import Host, HostError, Report
 from ansible_collections.hearth.matrix.plugins.module_utils.unit import HostPaths, UnitSpec, render_unit
 
@@ -100,17 +101,42 @@ def check_engine_answers(host: Host, facts: HostFacts) -> None:
                         % (facts.engine, facts.engine, (err or out).strip()[-300:], facts.engine))
 
 
-def ensure_networks(host: Host, facts: HostFacts, networks: Sequence[str], report: Report) -> None:
-    for network in networks:
-        rc, _out, _err = host.run_command([facts.engine_path, "network", "inspect", network])
+def network_subnets(inspect_json: str) -> List[str]:
+    """The subnets of a network from ``<engine> network inspect`` (docker's IPAM.Config or
+    podman's subnets)."""
+    try:
+        data: Any = json.loads(inspect_json)
+    except ValueError:
+        return []
+    info = data[0] if isinstance(data, list) and data else data
+    if not isinstance(info, dict):
+        return []
+    entries = (info.get("IPAM") or {}).get("Config") or info.get("subnets") or []
+    return [str(entry.get("Subnet") or entry.get("subnet")) for entry in entries
+            if isinstance(entry, dict) and (entry.get("Subnet") or entry.get("subnet"))]
+
+
+def ensure_networks(host: Host, facts: HostFacts, networks: Sequence[Union[str, Network]], report: Report) -> None:
+    for item in networks:
+        network = item if isinstance(item, Network) else Network(name=item)
+        rc, out, _err = host.run_command([facts.engine_path, "network", "inspect", network.name])
         if rc == 0:
+            subnets = network_subnets(out)
+            if network.subnet and network.subnet not in subnets:
+                # Recreating it would cut every container on it off: the operator decides.
+                raise HostError("networks", "network %s exists with subnet %s, not %s: ask for that subnet, or "
+                                "remove the network (stop the stack first) so it is created again"
+                                % (network.name, ", ".join(subnets) or "(none)", network.subnet))
             continue
         check_engine_answers(host, facts)
-        report.changes.append("network %s: created" % network)
+        report.changes.append("network %s: created" % network.name)
         if not host.check_mode:
-            rc, out, err = host.run_command([facts.engine_path, "network", "create", network])
+            argv = [facts.engine_path, "network", "create"]
+            if network.subnet:
+                argv += ["--subnet=%s" % network.subnet, "--ip-range=%s" % network.dynamic_range]
+            rc, out, err = host.run_command(argv + [network.name])
             if rc != 0:
-                raise HostError("networks", "creating network %s failed: %s" % (network, (err or out).strip()))
+                raise HostError("networks", "creating network %s failed: %s" % (network.name, (err or out).strip()))
 
 
 def unit_text(facts: HostFacts, component: Component, image_id: str, report: Report) -> str:

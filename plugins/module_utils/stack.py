@@ -17,6 +17,7 @@ from typing import Any, Dict, Mapping
 from ansible_collections.hearth.matrix.plugins.module_utils.topology import (
     COMPONENTS,
     DEFAULT_NETWORK,
+    DEFAULT_SUBNET,
     TopologyError,
     check_hostname,
     compute_topology,
@@ -36,6 +37,7 @@ DEFAULTS: Dict[str, Any] = {
     "external_database": None,
     "external_database_password": "",
     "images": {},
+    "network_subnet": DEFAULT_SUBNET,
 }
 OPTIONS = tuple(DEFAULTS) + ("server_name",) + tuple("%s_enabled" % name for name in COMPONENTS)
 # Topology input field -> action option (= hearth_<option>). Fields not listed here and not
@@ -133,6 +135,7 @@ def stack_input(variables: Mapping[str, Any]) -> Dict[str, Any]:
         "external_database": values["external_database"],
         "mailer": {"sender": values["mailer_sender"]},
         "network": DEFAULT_NETWORK,
+        "network_subnet": values["network_subnet"],
         "engine": values["engine"],
         "base_dir": base_dir,
         "images": values["images"] or {},

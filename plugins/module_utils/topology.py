@@ -25,6 +25,7 @@ appeared and were learnt the hard way):
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Sequence
@@ -52,6 +53,17 @@ PORTS = {
 }
 
 DEFAULT_NETWORK = "hearth"
+# The stack network's subnet. Every component gets a fixed address in its upper half and
+# every container an /etc/hosts entry for each component (--add-host), so no container
+# needs the engine's DNS to find another: Debian 12's aardvark-dns 1.4 answers no query
+# for tens of seconds while containers on the network start or stop (measured on the bed:
+# lookups failed after 20-40 s during a converge). The engine hands out the lower half
+# to containers that ask for no address (--ip-range).
+DEFAULT_SUBNET = "10.89.91.0/24"
+# Host number of each component in the upper half of the subnet (fixed: an address must not
+# move when another component is switched on or off).
+ADDRESS_OFFSETS = {"postgres": 10, "synapse": 11, "nginx_proxy": 12, "mailer": 13, "identity": 14,
+                   "corporal": 15, "element": 16}
 _HOSTNAME_RE = re.compile(
     r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
 )
@@ -97,6 +109,8 @@ class ServiceNode:
     wants: List[str] = field(default_factory=list)
     after: List[str] = field(default_factory=list)
     networks: List[str] = field(default_factory=list)
+    # Fixed address on the stack network ("" for user-defined extra services).
+    address: str = ""
     # Containers told to reload once this service is ready (the proxy, for its upstreams).
     reload_on_ready: List[str] = field(default_factory=list)
 
@@ -115,6 +129,7 @@ class ServiceNode:
             "wants": _units(self.wants),
             "after": _units(self.ordering()),
             "networks": list(self.networks),
+            "address": self.address,
             "reload_on_ready": list(self.reload_on_ready),
         }
 
@@ -249,6 +264,7 @@ class StackInput:
     enabled: Mapping[str, bool]
     public_identity_server: str
     network: str
+    subnet: ipaddress.IPv4Network
     mailer_sender: str
 
 
@@ -267,6 +283,7 @@ def _parse_input(stack: Mapping[str, Any]) -> StackInput:
     network = stack.get("network", DEFAULT_NETWORK)
     if not isinstance(network, str) or not _SERVICE_RE.match(network):
         raise TopologyError("network", "is not a valid network name", got=network)
+    subnet = _subnet(stack.get("network_subnet", DEFAULT_SUBNET))
     mailer = stack.get("mailer") or {}
     if not isinstance(mailer, Mapping):
         raise TopologyError("mailer", "must be a mapping")
@@ -280,8 +297,32 @@ def _parse_input(stack: Mapping[str, Any]) -> StackInput:
         enabled=enabled,
         public_identity_server=_check_url("public_identity_server", stack.get("public_identity_server", "https://vector.im")),
         network=network,
+        subnet=subnet,
         mailer_sender=sender,
     )
+
+
+def _subnet(value: Any) -> ipaddress.IPv4Network:
+    """An IPv4 subnet with room for the dynamic lower half and the fixed upper half."""
+    try:
+        subnet = ipaddress.IPv4Network(value, strict=True) if isinstance(value, str) else None
+    except ValueError:
+        subnet = None
+    if subnet is None or subnet.prefixlen > 25:
+        raise TopologyError("network_subnet", "must be an IPv4 subnet of at least 128 addresses written as "
+                            "network/prefix, such as 10.89.91.0/24", got=value)
+    return subnet
+
+
+def component_address(subnet: ipaddress.IPv4Network, component: str) -> str:
+    """The fixed address of a component: upper half of the subnet, plus its offset."""
+    upper = subnet.network_address + subnet.num_addresses // 2
+    return str(upper + ADDRESS_OFFSETS[component])
+
+
+def dynamic_range(subnet: ipaddress.IPv4Network) -> str:
+    """The lower half, where the engine places containers that ask for no address."""
+    return str(next(subnet.subnets(prefixlen_diff=1)))
 
 
 def _service_nodes(inp: StackInput) -> Dict[str, ServiceNode]:
@@ -290,7 +331,8 @@ def _service_nodes(inp: StackInput) -> Dict[str, ServiceNode]:
     nodes: Dict[str, ServiceNode] = {}
     for component in COMPONENTS:
         if on[component]:
-            nodes[svc[component]] = ServiceNode(name=svc[component], component=component, networks=[inp.network])
+            nodes[svc[component]] = ServiceNode(name=svc[component], component=component, networks=[inp.network],
+                                                address=component_address(inp.subnet, component))
     if on["synapse"]:
         synapse = nodes[svc["synapse"]]
         if on["postgres"]:
@@ -343,6 +385,10 @@ def compute_topology(stack: Mapping[str, Any]) -> Dict[str, Any]:
 
     result: Dict[str, Any] = {
         "network": inp.network,
+        "network_subnet": str(inp.subnet),
+        "network_dynamic_range": dynamic_range(inp.subnet),
+        # name -> address of every enabled component: each container's /etc/hosts entries.
+        "hosts": {node.name: node.address for node in nodes.values() if node.address},
         "server_name": inp.server_name,
         "matrix_hostname": inp.matrix_hostname,
         "enabled": dict(on),

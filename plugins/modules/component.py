@@ -31,7 +31,8 @@ description:
     such files are never shown in a diff.
   - With the action plugin of the same name, a role passes O(role) and the shared options
     C(<role>_enabled), C(_engine), C(_service_name), C(_image), C(_uid), C(_gid),
-    C(_base_dir), C(_container_networks), C(_manage_networks), C(_container_ports),
+    C(_base_dir), C(_container_networks), C(_manage_networks), C(_container_address),
+    C(_container_hosts), C(_container_ports),
     C(_memory), C(_pids_limit), C(_stop_timeout), C(_ready_timeout), C(_requires),
     C(_wants), C(_after), C(_reload_on_ready) are read from the role's variables and checked
     on the controller; errors name the variable. When the variable C(hearth_plan) is true the
@@ -48,8 +49,8 @@ options:
     description:
       - The component's own part of the desired state when O(role) is given - C(description),
         C(directories), C(secrets), C(files), C(links), C(tls), C(container) (mounts, tmpfs,
-        env, health check, command ...; image, user, networks, ports and limits come from the
-        shared options).
+        env, health check, command ...; image, user, networks, address, hosts, ports and limits
+        come from the shared options).
     type: dict
   checks:
     description:
@@ -71,6 +72,8 @@ options:
       - The container spec (C(container)) - V(image), V(user) (C(uid:gid)), V(root_reason),
         V(cap_add), V(read_only), V(tmpfs) (paths or C(path/size/mode) dicts), V(mounts)
         (C(source/target/read_only) dicts, absolute paths), V(networks) (first is primary),
+        V(address) (a fixed IPv4 address on the primary network), V(hosts) (host name to IPv4
+        address, the container's C(/etc/hosts) entries),
         V(ports) (C(host_address/host_port/container_port/protocol) dicts), V(env_file),
         V(env), V(labels), V(sysctls) (only namespaced ones - C(net.*), C(kernel.shm*),
         C(kernel.msg*), C(kernel.sem), C(fs.mqueue.*)), V(healthcheck)
@@ -80,7 +83,9 @@ options:
         spec says otherwise; root or an added capability needs V(root_reason).
       - Without C(container) a component is files only (directories, secrets, files, the
         service user C(service_user) (C(name/uid/group/gid/home/sysusers_dir)) and networks
-        C(networks)), converged before every service.
+        C(networks) (names, or C(name/subnet) dicts - a subnet of at least 128 IPv4 addresses,
+        created with its lower half as the engine's range; an existing network with another
+        subnet is an error)), converged before every service.
     type: list
     elements: dict
   unit_dir:

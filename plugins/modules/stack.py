@@ -91,6 +91,14 @@ options:
     description: "Image per component (C(hearth_images)), for example C({synapse: localhost/hearth/synapse:1.2})."
     type: dict
     default: {}
+  network_subnet:
+    description:
+      - IPv4 subnet of the stack network (C(hearth_network_subnet)), at least 128 addresses.
+      - Every component gets a fixed address in its upper half and every container an
+        C(/etc/hosts) entry for each component, so no container depends on the engine's DNS
+        to find another; the engine hands the lower half to other containers.
+    type: str
+    default: 10.89.91.0/24
 attributes:
   action:
     description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
@@ -132,7 +140,8 @@ ansible_facts:
       description:
         - Everything that crosses role boundaries (see plugins/module_utils/topology.py).
         - Keys include C(enabled), C(services) (per service C(requires), C(wants), C(after),
-          C(networks)), C(start_order), C(stop_order), C(well_known), C(shared_secrets),
+          C(networks), C(address)), C(network_subnet), C(hosts) (service name to address),
+          C(start_order), C(stop_order), C(well_known), C(shared_secrets),
           and per component the values its role receives (C(synapse), C(proxy), C(element),
           C(corporal), C(identity), C(mailer)).
       type: dict

@@ -69,6 +69,8 @@ SITE_CASES: List[Tuple[str, Dict[str, Any], str]] = [
     ("images-wrong-type", {"hearth_images": ["localhost/hearth/synapse:test"]}, "hearth_images"),
     ("images-unknown-component", {"hearth_images": {"synaps": "localhost/hearth/synapse:test"}}, "hearth_images"),
     ("images-bad-reference", {"hearth_images": {"synapse": "Not An Image!"}}, "hearth_images"),
+    ("network-subnet-too-small", {"hearth_network_subnet": "10.89.91.0/28"}, "hearth_network_subnet"),
+    ("synapse-address-not-ipv4", {"synapse_container_address": "10.89.91.999"}, "synapse_container_address"),
     ("postgres-image-bad-reference", {"hearth_images": {}, "postgres_image": "Bad Image!"}, "postgres_image"),
     ("upload-size-format", {"synapse_max_upload_size": "lots"}, "synapse_max_upload_size"),
     ("key-servers-wrong-type", {"hearth_synapse_trusted_key_servers": _MISSING,

@@ -11,6 +11,7 @@ import pytest
 
 from ansible_collections.hearth.matrix.plugins.module_utils.component import (
     File,
+    Network,
     Ownership,
     SpecError,
     component_from_dict,
@@ -71,7 +72,7 @@ def test_files_only_component_has_no_container_and_no_image() -> None:
     assert (first.path, first.own, first.length, first.format) == ("/opt/h/secrets/a", Ownership("root", "root", "0600"),
                                                                    64, "token")
     assert (second.format, second.own.group, second.own.mode, second.length) == ("synapse_signing_key", "991", "0640", 32)
-    assert component.networks == ("hearth",)
+    assert component.networks == (Network("hearth"),)
 
 
 def test_full_component() -> None:
@@ -189,6 +190,10 @@ def test_mode_true_is_refused() -> None:
     ({"networks": ["hearth", "-bad"]}, "networks[1]"),
     ({"networks": [5]}, "networks[0]"),
     ({"networks": "hearth"}, "networks"),
+    ({"networks": [{"name": "hearth", "subnet": "10.89.91.0/26"}]}, "networks[0].subnet"),
+    ({"networks": [{"name": "hearth", "subnet": "10.89.91.1/24"}]}, "networks[0].subnet"),
+    ({"networks": [{"name": "hearth", "subnet": "fd00::/64"}]}, "networks[0].subnet"),
+    ({"networks": [{"name": "hearth", "gateway": "10.89.91.1"}]}, "networks[0]"),
     ({"fingerprint": 1}, "fingerprint"),
 ])
 def test_error_names_the_field(fields: Dict[str, Any], field_name: str) -> None:

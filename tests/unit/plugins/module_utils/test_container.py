@@ -211,6 +211,13 @@ def test_healthcheck_argv_is_shell_quoted() -> None:
         ({"entrypoint": ""}, "entrypoint", "empty"),
         ({"workdir": "data"}, "workdir", "absolute"),
         ({"privileged": True}, "container", "unknown fields: privileged"),
+        ({"networks": ["hearth"], "address": "10.89.91.300"}, "address", "IPv4 address"),
+        ({"networks": ["hearth"], "address": "fd00::1"}, "address", "IPv4 address"),
+        ({"address": "10.89.91.139"}, "address", "needs a network"),
+        ({"hosts": ["hearth-synapse"]}, "hosts", "must map host names"),
+        ({"hosts": {"-bad": "10.89.91.139"}}, "hosts", "invalid host name"),
+        ({"hosts": {"hearth-synapse": ""}}, "hosts.hearth-synapse", "IPv4 address"),
+        ({"hosts": {"hearth-synapse": "synapse"}}, "hosts.hearth-synapse", "IPv4 address"),
     ],
 )
 def test_invalid_specs_name_the_field(fields: Dict[str, Any], field_name: str, fragment: str) -> None:
@@ -287,3 +294,22 @@ def test_port_clash_is_found_whatever_came_in_between() -> None:
 
 def test_no_clash_on_distinct_ports_or_addresses() -> None:
     check_port_clashes([_publishing("a", "127.0.0.1"), _publishing("b", "127.0.0.2"), _publishing("c", "127.0.0.1", 8448)])
+
+
+# --- fixed address and /etc/hosts entries -------------------------------------------------
+
+@pytest.mark.parametrize("engine", ["docker", "podman"])
+def test_fixed_address_and_hosts_entries(engine: str) -> None:
+    spec = make(networks=["hearth", "federation"], address="10.89.91.139",
+                hosts={"hearth-postgres": "10.89.91.138", "hearth-mailer": "10.89.91.141"})
+    argv = create_argv(spec, engine, "/usr/bin/" + engine)
+    # The address belongs to the primary network (the one named at create).
+    assert argv.index("--ip=10.89.91.139") == argv.index("--network=hearth") + 1
+    # Sorted by name: the same input always renders the same unit.
+    assert [a for a in argv if a.startswith("--add-host=")] == [
+        "--add-host=hearth-mailer:10.89.91.141", "--add-host=hearth-postgres:10.89.91.138"]
+
+
+def test_no_address_and_no_hosts_by_default() -> None:
+    argv = create_argv(make(networks=["hearth"], address=""), "docker", "/usr/bin/docker")
+    assert not [a for a in argv if a.startswith("--ip") or a.startswith("--add-host")]

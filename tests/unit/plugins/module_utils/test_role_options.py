@@ -57,7 +57,8 @@ def test_option_values_with_fallbacks() -> None:
     assert values == {
         "enabled": True, "engine": "docker", "service_name": "hearth-synapse",
         "image": SYNAPSE["synapse_image"], "uid": 991, "gid": 991, "base_dir": "/opt/hearth-matrix/synapse",
-        "container_networks": ["hearth"], "manage_networks": True, "container_ports": [], "memory": None,
+        "container_networks": ["hearth"], "manage_networks": True, "container_address": "", "container_hosts": {},
+        "container_ports": [], "memory": None,
         "pids_limit": 512, "stop_timeout": 30, "ready_timeout": 120,
         "requires": [], "wants": [], "after": [], "reload_on_ready": [],
     }
@@ -143,6 +144,9 @@ def test_port_given_as_a_docker_string_points_at_the_item() -> None:
     ({"reload_on_ready": ["-proxy"]}, "synapse_reload_on_ready", "reload_on_ready[0]"),
     ({"container_networks": ["hearth", "hearth"]}, "synapse_container_networks", "networks[1]"),
     ({"stop_timeout": 7200}, "synapse_stop_timeout", "stop_timeout"),
+    ({"container_address": "10.89.91.999"}, "synapse_container_address", "address"),
+    ({"container_hosts": {"hearth-postgres": "db"}}, "synapse_container_hosts", "hosts.hearth-postgres"),
+    ({"container_hosts": ["hearth-postgres"]}, "synapse_container_hosts", "hosts"),
 ])
 def test_component_error_names_the_variable(overrides: Dict[str, Any], variable: str, field_name: str) -> None:
     error = build_error(**overrides)
@@ -175,6 +179,14 @@ def test_build_component_merges_options_into_the_spec() -> None:
     assert component_from_dict(component).container is not None  # the module accepts it as is
 
 
+def test_fixed_address_and_hosts_reach_the_container() -> None:
+    component = build_component("synapse", variables(
+        container_address="10.89.91.139", container_hosts={"hearth-postgres": "10.89.91.138"}), SPEC)
+    container = component_from_dict(component).container
+    assert container is not None and container.address == "10.89.91.139"
+    assert container.hosts == (("hearth-postgres", "10.89.91.138"),)
+
+
 def test_no_memory_limit_leaves_the_key_out() -> None:
     assert "memory" not in build_component("synapse", variables(memory=""), SPEC)["container"]
 
@@ -190,7 +202,8 @@ def test_disabled_role_gives_an_absent_component() -> None:
     assert build_component("identity", lookup, None) == {"name": "hearth-identity", "state": "absent", "engine": "podman"}
 
 
-@pytest.mark.parametrize("key", ["image", "user", "networks", "ports", "memory", "pids_limit", "stop_timeout"])
+@pytest.mark.parametrize("key", ["image", "user", "networks", "address", "hosts", "ports", "memory", "pids_limit",
+                                 "stop_timeout"])
 def test_spec_may_not_set_what_the_shared_options_set(key: str) -> None:
     error = build_error({"container": {key: "x"}})
     assert error.variable == "synapse role"

@@ -199,7 +199,8 @@ def test_role_vars_of_a_topology_without_components() -> None:
     topo = topology(BASE)
     topo["enabled"] = {name: False for name in COMPONENTS}
     assert role_vars(topo, "podman", "/srv/m") == {"common_engine": "podman", "common_base_dir": "/srv/m",
-                                                   "common_networks": ["hearth"]}
+                                                   "common_networks": ["hearth"],
+                                                   "common_network_subnet": "10.89.91.0/24"}
 
 
 @pytest.mark.parametrize("extra, field_name", [
@@ -231,3 +232,17 @@ def test_images_given_by_the_user_reach_only_enabled_roles() -> None:
     assert topo["role_vars"]["synapse_image"] == "localhost/synapse:1"
     assert "element_image" not in topo["role_vars"]
     assert "postgres_image" not in topo["role_vars"]
+
+
+def test_each_component_gets_its_address_and_the_others_as_hosts() -> None:
+    rv = topology(ALL_ON)["role_vars"]
+    assert rv["common_network_subnet"] == "10.89.91.0/24"
+    assert rv["synapse_container_address"] == "10.89.91.139"
+    hosts = rv["synapse_container_hosts"]
+    assert "hearth-synapse" not in hosts and hosts["hearth-postgres"] == "10.89.91.138"
+    assert set(hosts) == {SERVICE_NAMES[name] for name in COMPONENTS} - {"hearth-synapse"}
+    # Every address on the other side of the hosts entries is the component's own.
+    for component in COMPONENTS:
+        for name, address in rv["%s_container_hosts" % component].items():
+            other = next(c for c in COMPONENTS if SERVICE_NAMES[c] == name)
+            assert rv["%s_container_address" % other] == address

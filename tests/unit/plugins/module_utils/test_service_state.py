@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import pytest
 
-from ansible_collections.hearth.matrix.plugins.module_utils.component import Component, component_from_dict
+from ansible_collections.hearth.matrix.plugins.module_utils.component import Component, Network, component_from_dict
 from ansible_collections.hearth.matrix.plugins.module_utils.host_state import HostError, Report
 from ansible_collections.hearth.matrix.plugins.module_utils.service_state import (
     HostFacts,
@@ -19,6 +19,7 @@ from ansible_collections.hearth.matrix.plugins.module_utils.service_state import
     detect_facts,
     ensure_image,
     ensure_networks,
+    network_subnets,
     remove_service,
     systemctl,
     unit_states,
@@ -166,6 +167,44 @@ def test_network_create_failure() -> None:
     with pytest.raises(HostError) as info:
         ensure_networks(host, FACTS, ["hearth"], Report())
     assert info.value.field == "networks" and "permission denied" in str(info.value)
+
+
+PODMAN_INSPECT = '[{"name": "hearth", "subnets": [{"subnet": "10.89.91.0/24", "gateway": "10.89.91.1"}]}]'
+DOCKER_INSPECT = '[{"Name": "hearth", "IPAM": {"Driver": "default", "Config": [{"Subnet": "10.89.91.0/24"}]}}]'
+
+
+@pytest.mark.parametrize("output, subnets", [
+    (PODMAN_INSPECT, ["10.89.91.0/24"]),
+    (DOCKER_INSPECT, ["10.89.91.0/24"]),
+    ('[{"Name": "hearth", "IPAM": {"Config": []}}]', []),
+    ("not json", []),
+    ("[]", []),
+])
+def test_network_subnets_of_both_engines(output: str, subnets: List[str]) -> None:
+    assert network_subnets(output) == subnets
+
+
+def test_network_with_subnet_is_created_with_a_dynamic_lower_half() -> None:
+    host = ScriptedHost(rules=[([DOCKER, "network", "inspect"], (1, "", "no such network"))])
+    ensure_networks(host, FACTS, [Network("hearth", "10.89.91.0/24")], Report())
+    assert [DOCKER, "network", "create", "--subnet=10.89.91.0/24", "--ip-range=10.89.91.0/25", "hearth"] in host.calls
+
+
+@pytest.mark.parametrize("output", [PODMAN_INSPECT, DOCKER_INSPECT])
+def test_existing_network_with_the_asked_subnet_is_left_alone(output: str) -> None:
+    host = ScriptedHost(rules=[([DOCKER, "network", "inspect"], (0, output, ""))])
+    report = Report()
+    ensure_networks(host, FACTS, [Network("hearth", "10.89.91.0/24")], report)
+    assert report.changes == [] and host.calls == [[DOCKER, "network", "inspect", "hearth"]]
+
+
+def test_existing_network_with_another_subnet_is_an_error_not_a_recreate() -> None:
+    host = ScriptedHost(rules=[([DOCKER, "network", "inspect"], (0, PODMAN_INSPECT.replace("91", "7"), ""))])
+    with pytest.raises(HostError) as info:
+        ensure_networks(host, FACTS, [Network("hearth", "10.89.91.0/24")], Report())
+    assert info.value.field == "networks"
+    assert "exists with subnet 10.89.7.0/24, not 10.89.91.0/24" in str(info.value)
+    assert not [call for call in host.calls if call[2] in ("rm", "create")]
 
 
 # --- unit_states ------------------------------------------------------------------------------

@@ -83,6 +83,10 @@ def test_flags_accept_ansible_text_spellings(text: str, expected: bool) -> None:
     ({"images": {"synaps": "localhost/x:1"}}, "hearth_images.synaps is not a component"),
     ({"images": {"synapse": "Not An Image!"}}, "hearth_images.synapse must be an image reference"),
     ({"images": {"synapse": 7}}, "hearth_images.synapse must be an image reference"),
+    ({"network_subnet": "10.89.91.0/26"}, "hearth_network_subnet must be an IPv4 subnet of at least 128 addresses"),
+    ({"network_subnet": "10.89.91.7/24"}, "hearth_network_subnet must be an IPv4 subnet"),
+    ({"network_subnet": "fd00::/64"}, "hearth_network_subnet must be an IPv4 subnet"),
+    ({"network_subnet": 24}, "hearth_network_subnet must be an IPv4 subnet"),
 ])
 def test_errors_name_the_users_variable(overrides: Dict[str, Any], message: str) -> None:
     assert error_for(**overrides).startswith(message)

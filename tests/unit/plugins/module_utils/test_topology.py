@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import random
 from typing import Any, Dict, List
@@ -340,3 +341,40 @@ def test_topological_order_direct() -> None:
     }
     assert topological_order(nodes) == ["a", "b", "c"]
     assert nodes["c"].ordering() == ["a", "b"]
+
+
+# --- fixed addresses on the stack network -------------------------------------------------
+
+def test_every_component_has_a_fixed_address_in_the_upper_half() -> None:
+    topo = compute_topology({"server_name": "example.org", "components": {name: True for name in COMPONENTS}})
+    assert topo["network_subnet"] == "10.89.91.0/24" and topo["network_dynamic_range"] == "10.89.91.0/25"
+    addresses = {name: service["address"] for name, service in topo["services"].items()}
+    assert addresses["hearth-postgres"] == "10.89.91.138" and addresses["hearth-synapse"] == "10.89.91.139"
+    assert len(set(addresses.values())) == len(COMPONENTS)
+    assert all(ipaddress.IPv4Address(a) in ipaddress.IPv4Network("10.89.91.128/25") for a in addresses.values())
+    assert topo["hosts"] == addresses
+
+
+def test_an_address_does_not_move_when_another_component_is_switched() -> None:
+    small = compute_topology({"server_name": "example.org", "components": {"postgres": True, "synapse": True,
+                                                                           "nginx_proxy": True}})
+    full = compute_topology({"server_name": "example.org", "components": {name: True for name in COMPONENTS}})
+    for name, address in small["hosts"].items():
+        assert full["hosts"][name] == address
+    assert set(small["hosts"]) == {"hearth-postgres", "hearth-synapse", "hearth-nginx-proxy"}
+
+
+def test_addresses_follow_the_subnet_and_extra_services_get_none() -> None:
+    topo = compute_topology({"server_name": "example.org", "network_subnet": "172.30.0.0/16",
+                             "components": {"postgres": True, "synapse": True},
+                             "extra_services": [{"name": "bridge", "after": ["hearth-synapse"]}]})
+    assert topo["services"]["hearth-synapse"]["address"] == "172.30.128.11"
+    assert topo["network_dynamic_range"] == "172.30.0.0/17"
+    assert topo["services"]["bridge"]["address"] == "" and "bridge" not in topo["hosts"]
+
+
+@pytest.mark.parametrize("subnet", ["10.89.91.0/26", "10.89.91.1/24", "fd00::/64", "", None, 24])
+def test_bad_subnet_names_the_field(subnet: Any) -> None:
+    with pytest.raises(TopologyError) as info:
+        compute_topology({"server_name": "example.org", "network_subnet": subnet})
+    assert info.value.field == "network_subnet"
