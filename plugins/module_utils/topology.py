@@ -387,8 +387,10 @@ def compute_topology(stack: Mapping[str, Any]) -> Dict[str, Any]:
         "network": inp.network,
         "network_subnet": str(inp.subnet),
         "network_dynamic_range": dynamic_range(inp.subnet),
-        # name -> address of every enabled component: each container's /etc/hosts entries.
-        "hosts": {node.name: node.address for node in nodes.values() if node.address},
+        # name -> address of every component, enabled or not: each container's /etc/hosts
+        # entries. All of them, so that switching one component on or off changes no other
+        # container (and restarts none).
+        "hosts": {SERVICE_NAMES[c]: component_address(inp.subnet, c) for c in COMPONENTS},
         "server_name": inp.server_name,
         "matrix_hostname": inp.matrix_hostname,
         "enabled": dict(on),
