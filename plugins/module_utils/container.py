@@ -106,6 +106,8 @@ class ContainerSpec:
     sysctls: Tuple[Tuple[str, str], ...] = ()
     healthcheck: Optional[HealthCheck] = None
     memory: Optional[str] = None
+    # Relative CPU weight under contention (--cpu-shares; the engines' default is 1024).
+    cpu_shares: Optional[int] = None
     pids_limit: Optional[int] = None
     stop_timeout: int = 30
     command: Tuple[str, ...] = ()
@@ -127,7 +129,7 @@ class ContainerSpec:
 
 _FIELDS = frozenset(
     "image user root_reason cap_add read_only tmpfs mounts networks address hosts ports env_file env "
-    "labels sysctls healthcheck memory pids_limit stop_timeout command entrypoint workdir".split()
+    "labels sysctls healthcheck memory cpu_shares pids_limit stop_timeout command entrypoint workdir".split()
 )
 # Only sysctls that live in the container's own network or IPC namespace: both engines set
 # them at creation without any capability in the container, and they never touch the host.
@@ -140,6 +142,16 @@ def _require_str(value: Any, field_name: str, allow_empty: bool = False) -> str:
     if not allow_empty and not value.strip():
         raise SpecError(field_name, "must not be empty")
     return value
+
+
+MIN_MEMORY_BYTES = 32 * 1024 * 1024
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
+
+
+def size_in_bytes(size: str) -> int:
+    """512m -> 536870912 (the engines' units: b, k, m, g, powers of 1024)."""
+    unit = size[-1].lower() if size[-1:].isalpha() else ""
+    return int(size[:-1] if unit else size) * _UNITS[unit]
 
 
 def _require_int(value: Any, field_name: str, minimum: int, maximum: Optional[int] = None) -> int:
@@ -413,6 +425,10 @@ def container_spec_from_dict(name: str, raw: Mapping[str, Any]) -> ContainerSpec
     memory = raw.get("memory")
     if memory is not None and not _SIZE_RE.match(str(memory)):
         raise SpecError("memory", "must look like 512m or 1g, got %r" % (memory,))
+    if memory is not None and size_in_bytes(str(memory)) < MIN_MEMORY_BYTES:
+        # Below this no engine starts a container (docker's floor is 6 MiB) and none of ours runs.
+        raise SpecError("memory", "must be at least 32m, got %r" % (memory,))
+    cpu_shares = raw.get("cpu_shares")
     pids_limit = raw.get("pids_limit")
     workdir = raw.get("workdir")
     entrypoint = raw.get("entrypoint")
@@ -435,6 +451,8 @@ def container_spec_from_dict(name: str, raw: Mapping[str, Any]) -> ContainerSpec
         sysctls=_parse_str_map(raw.get("sysctls"), "sysctls", _SYSCTL_KEY_RE),
         healthcheck=_parse_healthcheck(raw.get("healthcheck")),
         memory=None if memory is None else str(memory),
+        # The kernel's range of cpu.shares.
+        cpu_shares=None if cpu_shares is None else _require_int(cpu_shares, "cpu_shares", 2, 262144),
         pids_limit=None if pids_limit is None else _require_int(pids_limit, "pids_limit", 1),
         stop_timeout=_require_int(raw.get("stop_timeout", 30), "stop_timeout", 1, 3600),
         command=tuple(_require_str(a, "command[%d]" % i, allow_empty=True) for i, a in enumerate(_require_list(raw.get("command"), "command"))),
@@ -540,6 +558,8 @@ def create_argv(spec: ContainerSpec, engine: str, engine_path: str) -> List[str]
         ]
     if spec.memory:
         argv.append("--memory=%s" % spec.memory)
+    if spec.cpu_shares:
+        argv.append("--cpu-shares=%d" % spec.cpu_shares)
     if spec.pids_limit:
         argv.append("--pids-limit=%d" % spec.pids_limit)
     argv.append("--stop-timeout=%d" % spec.stop_timeout)

@@ -32,7 +32,8 @@ SHARED_OPTIONS: Dict[str, str] = {
     "container_address": "fixed IPv4 address on the primary network (\"\": the engine picks one)",
     "container_hosts": "name -> IPv4 address entries of the container's /etc/hosts (peers found without DNS)",
     "container_ports": "published ports, each {host_address, host_port, container_port, protocol}",
-    "memory": "memory limit such as 512m, \"\" for none",
+    "memory": "memory limit such as 512m (at least 32m), \"\" for none",
+    "cpu_shares": "relative CPU weight under contention (2-262144; the engines' default is 1024), \"\" for the default",
     "pids_limit": "maximum number of processes in the container (> 0)",
     "stop_timeout": "seconds the container gets to stop before it is killed",
     "ready_timeout": "seconds the unit waits for the container's health check after start",
@@ -50,6 +51,7 @@ FALLBACKS: Dict[str, Any] = {
     "container_hosts": {},
     "container_ports": [],
     "memory": "",
+    "cpu_shares": "",
     "ready_timeout": 120,
     "requires": [],
     "wants": [],
@@ -67,6 +69,7 @@ _FIELD_OPTION: Tuple[Tuple[str, str], ...] = (
     ("hosts", "container_hosts"),
     ("ports", "container_ports"),
     ("memory", "memory"),
+    ("cpu_shares", "cpu_shares"),
     ("pids_limit", "pids_limit"),
     ("stop_timeout", "stop_timeout"),
     ("name", "service_name"),
@@ -182,6 +185,8 @@ def option_values(role: str, lookup: Mapping[str, Any], host_only: bool = False)
         values["memory"] = str(memory)
     else:
         raise RoleInputError(var("memory"), "must be a size such as 512m or 1g, or \"\" for no limit, got %r" % (memory,))
+    cpu_shares = get("cpu_shares")
+    values["cpu_shares"] = None if cpu_shares in (None, "") else _int(var("cpu_shares"), cpu_shares, 2)
     values["pids_limit"] = _int(var("pids_limit"), get("pids_limit"), 1)
     values["stop_timeout"] = _int(var("stop_timeout"), get("stop_timeout"), 1)
     values["ready_timeout"] = _int(var("ready_timeout"), get("ready_timeout"), 1)
@@ -206,7 +211,8 @@ def build_component(role: str, lookup: Mapping[str, Any], spec: Optional[Mapping
     if not values["enabled"]:
         return {"name": values["service_name"], "state": "absent", "engine": values["engine"]}
     container = dict(spec.pop("container", None) or {})
-    for key in ("image", "user", "networks", "address", "hosts", "ports", "memory", "pids_limit", "stop_timeout"):
+    for key in ("image", "user", "networks", "address", "hosts", "ports", "memory", "cpu_shares", "pids_limit",
+                "stop_timeout"):
         if key in container:
             raise RoleInputError("%s role" % role, "spec sets container.%s, which comes from the shared options" % key)
     container.update({
@@ -217,11 +223,13 @@ def build_component(role: str, lookup: Mapping[str, Any], spec: Optional[Mapping
         "hosts": values["container_hosts"],
         "ports": values["container_ports"],
         "memory": values["memory"],
+        "cpu_shares": values["cpu_shares"],
         "pids_limit": values["pids_limit"],
         "stop_timeout": values["stop_timeout"],
     })
-    if container["memory"] is None:
-        del container["memory"]
+    for key in ("memory", "cpu_shares"):
+        if container[key] is None:
+            del container[key]
     component = dict(spec)
     component.update({
         "name": values["service_name"],

@@ -36,6 +36,50 @@ _UNIT_NAME_RE = re.compile(r"^[a-zA-Z0-9:_.@-]+\.(service|target|socket|mount|pa
 _SAFE_ARG_RE = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
 MANAGED_MARKER = "# Managed by hearth.matrix (component); local edits are overwritten."
 
+# Sandbox of the unit's own processes (the engine client, sh and the readiness loop), not of
+# the container: that one is hardened by its own flags (container.py).
+#
+# docker: the unit's processes are only clients of dockerd, talking to /run/docker.sock.
+# They need no capability (root owns the socket), no network (a unix socket is not in the
+# network namespace), no device, nothing to write and nothing in /home, so all of that is
+# taken away. What `systemd-analyze security` still counts is what a client as root keeps:
+# the uid 0 itself (PrivateUsers= would make it "nobody", who may not open the socket),
+# the socket's access to dockerd (which is the point), and AF_UNIX.
+#
+# podman: there is no daemon; `podman start --attach` in the unit IS the runtime. It and its
+# children (conmon, crun, netavark) create namespaces, mounts, cgroups, the container's
+# network and its files under /var/lib/containers and /run, with capabilities and setuid
+# helpers. Any of these directives would stop it from doing its job, so the podman unit
+# keeps systemd's defaults; the container is hardened by its own flags.
+DOCKER_CLIENT_SANDBOX = (
+    "NoNewPrivileges=yes",
+    "CapabilityBoundingSet=",
+    "PrivateNetwork=yes",
+    "RestrictAddressFamilies=AF_UNIX",
+    "PrivateTmp=yes",
+    "PrivateDevices=yes",
+    "ProtectSystem=strict",
+    # read-only, not yes: the docker client reads /root/.docker/config.json (registry logins).
+    "ProtectHome=read-only",
+    "ProtectKernelTunables=yes",
+    "ProtectKernelModules=yes",
+    "ProtectKernelLogs=yes",
+    "ProtectControlGroups=yes",
+    "ProtectClock=yes",
+    "ProtectHostname=yes",
+    "ProtectProc=invisible",
+    "ProcSubset=pid",
+    "RestrictNamespaces=yes",
+    "RestrictRealtime=yes",
+    "RestrictSUIDSGID=yes",
+    "LockPersonality=yes",
+    "MemoryDenyWriteExecute=yes",
+    "SystemCallArchitectures=native",
+    "SystemCallFilter=@system-service",
+    "SystemCallErrorNumber=EPERM",
+    "UMask=0077",
+)
+
 
 @dataclass(frozen=True)
 class HostPaths:
@@ -166,6 +210,8 @@ def render_unit(spec: UnitSpec) -> str:
     lines += ["Conflicts=shutdown.target", "Before=shutdown.target", ""]
 
     lines += ["[Service]", "Type=simple"]
+    if spec.engine == "docker":
+        lines += list(DOCKER_CLIENT_SANDBOX)
     # A container left over from a crash or an older unit would make `create` fail.
     lines.append("ExecStartPre=-%s" % exec_line([engine, "rm", "--force", name]))
     lines.append("ExecStartPre=%s" % exec_line(create_argv(spec.container, spec.engine, engine)))

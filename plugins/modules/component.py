@@ -33,7 +33,7 @@ description:
     C(<role>_enabled), C(_engine), C(_service_name), C(_image), C(_uid), C(_gid),
     C(_base_dir), C(_container_networks), C(_manage_networks), C(_container_address),
     C(_container_hosts), C(_container_ports),
-    C(_memory), C(_pids_limit), C(_stop_timeout), C(_ready_timeout), C(_requires),
+    C(_memory), C(_cpu_shares), C(_pids_limit), C(_stop_timeout), C(_ready_timeout), C(_requires),
     C(_wants), C(_after), C(_reload_on_ready) are read from the role's variables and checked
     on the controller; errors name the variable. When the variable C(hearth_plan) is true the
     component is only checked and added to the fact C(hearth_planned_components), so a
@@ -77,7 +77,8 @@ options:
         V(ports) (C(host_address/host_port/container_port/protocol) dicts), V(env_file),
         V(env), V(labels), V(sysctls) (only namespaced ones - C(net.*), C(kernel.shm*),
         C(kernel.msg*), C(kernel.sem), C(fs.mqueue.*)), V(healthcheck)
-        (C(command/interval/timeout/retries/start_period)), V(memory), V(pids_limit),
+        (C(command/interval/timeout/retries/start_period)), V(memory) (at least C(32m)),
+        V(cpu_shares) (2 to 262144), V(pids_limit),
         V(stop_timeout), V(command), V(entrypoint), V(workdir). The container runs non-root
         with all capabilities dropped, C(no-new-privileges) and a read-only root unless the
         spec says otherwise; root or an added capability needs V(root_reason).

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
+import yaml
 from pytest_ansible.host_manager.utils import get_host_manager
 
 from harness import (CA_ON_TARGET, REPO_ROOT, PLAYBOOKS, SANDBOX_STACK_VARS, STACK_MATRIX_HOSTNAME, STACK_SERVER_NAME, PlaybookRun,
@@ -91,7 +92,8 @@ class BedTarget:
 
     def assert_hardened(self, container: str) -> None:
         """Non-root, no capabilities, read-only root, no-new-privileges: from the engine's
-        inspect and from what the kernel says about the running process (/proc/1/status)."""
+        inspect and from what the kernel says about the running process (/proc/1/status); and the
+        limits of the role's defaults."""
         _rc, out = self.engine_cmd("inspect %s" % container)
         info = json.loads(out)[0]
         config, host = info["Config"], info["HostConfig"]
@@ -105,6 +107,19 @@ class BedTarget:
         for cap_set in ("CapEff", "CapPrm", "CapBnd"):
             assert int(fields[cap_set].strip(), 16) == 0, "%s=%s" % (cap_set, fields[cap_set])
         assert fields["NoNewPrivs"].strip() == "1"
+        self._assert_limits(container, host)
+
+    @staticmethod
+    def _assert_limits(container: str, host: Dict[str, Any]) -> None:
+        """Memory limit, CPU weight and pids limit as the role's defaults set them (the site
+        playbook passes none of them)."""
+        role = container[len("hearth-"):].replace("-", "_")
+        defaults = yaml.safe_load((REPO_ROOT / "roles" / role / "defaults" / "main.yml").read_text(encoding="utf-8"))
+        memory = str(defaults["%s_memory" % role])
+        units = {"k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
+        assert host["Memory"] == int(memory[:-1]) * units[memory[-1].lower()], (container, host["Memory"], memory)
+        assert host["CpuShares"] == defaults["%s_cpu_shares" % role] != 1024, (container, host["CpuShares"])
+        assert host["PidsLimit"] == defaults["%s_pids_limit" % role], (container, host["PidsLimit"])
 
 
 def _start_target(engine: str, purpose: str) -> BedTarget:

@@ -128,6 +128,20 @@ def _address(stack: Stack, container: str) -> str:
     return out.strip()
 
 
+def test_docker_units_run_their_client_sandboxed(stack: Stack) -> None:
+    """The unit's own processes (the engine client, not the container) are sandboxed on
+    docker: `systemd-analyze security` rates each stack unit 2.0 or better (10 = no sandbox)."""
+    if stack.engine != "docker":
+        pytest.skip("podman: the unit's process is the runtime itself (namespaces, mounts, network); "
+                    "it keeps systemd's defaults, see plugins/module_utils/unit.py")
+    for unit in STACK_CONTAINERS:
+        _rc, out = stack.bed.sh("systemd-analyze security --no-pager %s.service | tail -1" % unit)
+        level = float(out.split(":")[-1].split()[0])
+        assert level <= 2.0, "%s: %s" % (unit, out)
+        _rc, show = stack.bed.sh("systemctl show -p PrivateNetwork -p ProtectSystem -p NoNewPrivileges %s" % unit)
+        assert sorted(show.split()) == ["NoNewPrivileges=yes", "PrivateNetwork=yes", "ProtectSystem=strict"], show
+
+
 def test_synapse_comes_back_at_its_fixed_address(stack: Stack) -> None:
     """6b. Synapse restarted while another container took a free address on the network: it
     comes back at its own fixed address (upper half of the subnet; the engine hands the lower

@@ -60,6 +60,11 @@ def test_a_short_benchmark_run_reports_every_figure(tmp_path: Path, bed_images: 
     assert {"seconds", "error"} & set(summary["transport"]["mitogen"]), summary["transport"]
     for path in ("direct", "proxy"):
         assert summary["proxy"][path]["requests_per_second"]["min"] > 0
+    exposure = summary["unit_exposure"]["worst"]
+    assert exposure["n"] == 1 and 0 <= exposure["max"] <= 10
+    if engine == "docker":
+        # The docker units run only a client of dockerd, sandboxed (unit.py).
+        assert exposure["max"] <= 2.0, run["unit_exposure"]
     assert result["core"]["services"] == 100 and len(result["core"]["total_ms"]) == 30
     assert result["engines"][engine]["versions"]["synapse"][0].isdigit()
     # The printed table carries the same figures.

@@ -9,7 +9,8 @@ The goals are printed and written next to the figures; the benchmark never fails
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Tuple
+import re
+from typing import Dict, Iterable, List, Optional, Tuple
 
 # The project's goals for a full stack on a machine like the project's (2 cores).
 GOALS: Dict[str, float] = {
@@ -36,3 +37,12 @@ def restart_sets(restarted: Iterable[str], expected: Iterable[str]) -> Tuple[Lis
     """(restarted beyond the expected services, expected services that did not restart)."""
     done, wanted = set(restarted), set(expected)
     return sorted(done - wanted), sorted(wanted - done)
+
+
+_EXPOSURE_RE = re.compile(r"Overall exposure level for (\S+): ([0-9]+(?:\.[0-9]+)?)")
+
+
+def exposure(analyze_output: str) -> Optional[float]:
+    """The overall exposure of `systemd-analyze security <unit>` (0 = locked down, 10 = none)."""
+    match = _EXPOSURE_RE.search(analyze_output)
+    return float(match.group(2)) if match else None

@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, List, Optional
 import bed  # tests/bed
 from harness import CA_ON_TARGET, REPO_ROOT, STACK_MATRIX_HOSTNAME, LoopbackNames, https_get
 
-from .figures import floor_first, restart_sets, to_floor
+from .figures import exposure, floor_first, restart_sets, to_floor
 from .services import outage, restarted
 from .stack import STACK_UNITS, BenchFailure, BenchStack, Converge
 from .wrk import WrkResult, run_wrk, time_wait_sockets
@@ -210,6 +210,20 @@ def proxy_time_wait(stack: BenchStack) -> int:
     return time_wait_sockets(proc.stdout.decode(errors="replace"))
 
 
+def unit_exposure(stack: BenchStack) -> Dict[str, Any]:
+    """`systemd-analyze security` of every unit of the stack: how much the unit's own
+    processes (the engine client or runtime, not the container) may do."""
+    units: Dict[str, float] = {}
+    for unit in STACK_UNITS:
+        proc = bed.exec_in_target(stack.target, ["systemd-analyze", "security", "--no-pager", unit], check=False)
+        value = exposure(proc.stdout.decode(errors="replace"))
+        if value is None:
+            raise BenchFailure("systemd-analyze security %s printed no exposure: %s"
+                               % (unit, (proc.stdout + proc.stderr).decode(errors="replace")[-300:]))
+        units[unit] = value
+    return {"worst": max(units.values()), "best": min(units.values()), "units": units}
+
+
 def one_run(engine: str, run_index: int, workdir: Path, configs: Dict[str, Path],
             log: Callable[[str], None]) -> Dict[str, Record]:
     """A fresh target; measurements 1-4 and 7 on it. Always removes the target."""
@@ -218,6 +232,7 @@ def one_run(engine: str, run_index: int, workdir: Path, configs: Dict[str, Path]
     try:
         log("%s run %d: target %s up in %.0f s" % (engine, run_index + 1, target.name, sum(target.timings.values())))
         records = fresh_and_repeat(stack, run_index)
+        records["unit_exposure"] = unit_exposure(stack)
         log("%s run %d: converges fresh %.1f s, no-change %.1f s (%d tasks, %.2f x the floor of %.1f s),"
             " one setting %.1f s restarting %s"
             % (engine, run_index + 1, records["fresh_converge"]["seconds"],

@@ -33,6 +33,8 @@ ROWS: Sequence[Tuple[str, str, str]] = (
     ("reboot", "ssh_after", "   reboot: SSH back after s"),
     ("reboot", "all_healthy_after", "   reboot: all healthy after s"),
     ("reboot", "summed_downtime", "   reboot: summed downtime s"),
+    ("unit_exposure", "worst", "8. systemd-analyze security exposure, worst unit (0 best, 10 worst)"),
+    ("unit_exposure", "best", "   best unit"),
 )
 TRANSPORTS = ("defaults", "recommended", "mitogen")
 
@@ -110,6 +112,9 @@ def engine_summary(data: Dict[str, Any]) -> Summary:
                        if figure in runs[0][measurement]]
             summary[measurement] = {figure: summarize(_values(runs, measurement, figure)) for figure in figures}
         summary["transport"] = _transport(runs)
+        if all("unit_exposure" in run for run in runs):
+            summary["unit_exposure"] = {figure: summarize(_values(runs, "unit_exposure", figure))
+                                        for figure in ("worst", "best")}
     if data.get("proxy"):
         summary["proxy"] = _proxy(data["proxy"])
     return summary

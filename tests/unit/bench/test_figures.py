@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchlib.figures import GOALS, floor_first, restart_sets, to_floor
+from benchlib.figures import GOALS, exposure, floor_first, restart_sets, to_floor
 
 
 def test_floor_and_converge_swap_places_every_run() -> None:
@@ -32,3 +32,11 @@ def test_restart_sets_split_extra_and_missing_services() -> None:
 def test_goals_cover_the_reported_targets() -> None:
     assert set(GOALS) == {"no_change_to_floor", "no_change_tasks", "fresh_converge_seconds",
                           "stack_restart_summed_downtime_seconds"}
+
+
+def test_exposure_is_read_off_systemd_analyze() -> None:
+    text = ("  ✓ UMask=   Files created by service are accessible only by service's own user by default\n\n"
+            "→ Overall exposure level for hearth-synapse.service: 1.2 OK :-)\n")
+    assert exposure(text) == 1.2
+    assert exposure("→ Overall exposure level for x.service: 9.6 UNSAFE :-{") == 9.6
+    assert exposure("Unit x.service not found.") is None

@@ -29,6 +29,7 @@ def run(scale: float, mitogen_error: bool = False, beyond: Any = ()) -> Dict[str
                           "downtime": {}},
         "reboot": {"ssh_after": 8 * scale, "all_healthy_after": 40 * scale, "summed_downtime": 200 * scale,
                    "downtime": {}},
+        "unit_exposure": {"worst": 1.2 * scale, "best": 1.0, "units": {}},
     }
 
 
@@ -127,3 +128,15 @@ def test_proxy_time_wait_is_summarised_and_printed_when_measured() -> None:
               "versions": {}}
     line = next(line for line in render(result).splitlines() if "TIME_WAIT" in line)
     assert "4 (3–5)" in line
+
+
+def test_exposure_row_and_summary() -> None:
+    summary = engine_summary(DATA)
+    assert summary["unit_exposure"]["worst"]["median"] == 1.8 and summary["unit_exposure"]["best"]["max"] == 1.0
+    table = render({"summary": {"docker": summary}, "engines": {"docker": {}},
+                    "core": {"services": 100, "topology_ms": [1.0], "total_ms": [9.0]},
+                    "machine": {"cpu": "Example", "cores": 2, "memory_gib": 23.4, "kernel": "6.1",
+                                "load_average_at_start": [0.5]},
+                    "versions": {}})
+    line = next(line for line in table.splitlines() if line.startswith("8. systemd-analyze security exposure"))
+    assert "1.8 (1.2–2.4)" in line

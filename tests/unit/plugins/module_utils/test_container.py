@@ -17,6 +17,7 @@ from ansible_collections.hearth.matrix.plugins.module_utils.container import (
     container_spec_from_dict,
     create_argv,
     shell_join,
+    size_in_bytes,
 )
 
 BASE: Dict[str, Any] = {"image": "localhost/hearth/synapse:test", "user": "991:991"}
@@ -204,6 +205,12 @@ def test_healthcheck_argv_is_shell_quoted() -> None:
         ({"healthcheck": "true"}, "healthcheck", "mapping"),
         ({"memory": "lots"}, "memory", "512m"),
         ({"pids_limit": 0}, "pids_limit", ">= 1"),
+        ({"memory": "31m"}, "memory", "at least 32m"),
+        ({"memory": "1024k"}, "memory", "at least 32m"),
+        ({"memory": "4096"}, "memory", "at least 32m"),
+        ({"cpu_shares": 1}, "cpu_shares", "between 2 and 262144"),
+        ({"cpu_shares": 262145}, "cpu_shares", "between 2 and 262144"),
+        ({"cpu_shares": "much"}, "cpu_shares", "integer"),
         ({"stop_timeout": 0}, "stop_timeout", "between 1 and 3600"),
         ({"stop_timeout": "soon"}, "stop_timeout", "integer"),
         ({"command": "serve"}, "command", "must be a list"),
@@ -313,3 +320,16 @@ def test_fixed_address_and_hosts_entries(engine: str) -> None:
 def test_no_address_and_no_hosts_by_default() -> None:
     argv = create_argv(make(networks=["hearth"], address=""), "docker", "/usr/bin/docker")
     assert not [a for a in argv if a.startswith("--ip") or a.startswith("--add-host")]
+
+
+@pytest.mark.parametrize("size, expected", [("32m", 32 * 1024 ** 2), ("1g", 1024 ** 3), ("1G", 1024 ** 3),
+                                            ("512", 512), ("64b", 64), ("2048k", 2 * 1024 ** 2)])
+def test_size_in_bytes(size: str, expected: int) -> None:
+    assert size_in_bytes(size) == expected
+
+
+@pytest.mark.parametrize("engine", ["docker", "podman"])
+def test_memory_and_cpu_weight_flags(engine: str) -> None:
+    argv = create_argv(make(memory="32m", cpu_shares=2048), engine, "/usr/bin/" + engine)
+    assert "--memory=32m" in argv and "--cpu-shares=2048" in argv
+    assert not [a for a in create_argv(make(), engine, "/usr/bin/" + engine) if a.startswith("--cpu-shares")]

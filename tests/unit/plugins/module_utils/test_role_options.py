@@ -58,7 +58,7 @@ def test_option_values_with_fallbacks() -> None:
         "enabled": True, "engine": "docker", "service_name": "hearth-synapse",
         "image": SYNAPSE["synapse_image"], "uid": 991, "gid": 991, "base_dir": "/opt/hearth-matrix/synapse",
         "container_networks": ["hearth"], "manage_networks": True, "container_address": "", "container_hosts": {},
-        "container_ports": [], "memory": None,
+        "container_ports": [], "memory": None, "cpu_shares": None,
         "pids_limit": 512, "stop_timeout": 30, "ready_timeout": 120,
         "requires": [], "wants": [], "after": [], "reload_on_ready": [],
     }
@@ -98,6 +98,8 @@ def test_disabled_role_needs_only_name_and_engine() -> None:
     ({"memory": "lots"}, "synapse_memory", "512m"),
     ({"memory": "0"}, "synapse_memory", "512m"),
     ({"memory": True}, "synapse_memory", "512m"),
+    ({"cpu_shares": 1}, "synapse_cpu_shares", "at least 2, got 1"),
+    ({"cpu_shares": "lots"}, "synapse_cpu_shares", "whole number"),
     ({"uid": 0}, "synapse_uid", "at least 1, got 0"),
     ({"gid": "0"}, "synapse_gid", "at least 1, got 0"),
     ({"base_dir": "opt/hearth-matrix/synapse"}, "synapse_base_dir", "absolute"),
@@ -145,6 +147,8 @@ def test_port_given_as_a_docker_string_points_at_the_item() -> None:
     ({"container_networks": ["hearth", "hearth"]}, "synapse_container_networks", "networks[1]"),
     ({"stop_timeout": 7200}, "synapse_stop_timeout", "stop_timeout"),
     ({"container_address": "10.89.91.999"}, "synapse_container_address", "address"),
+    ({"memory": "16m"}, "synapse_memory", "memory"),
+    ({"cpu_shares": 300000}, "synapse_cpu_shares", "cpu_shares"),
     ({"container_hosts": {"hearth-postgres": "db"}}, "synapse_container_hosts", "hosts.hearth-postgres"),
     ({"container_hosts": ["hearth-postgres"]}, "synapse_container_hosts", "hosts"),
 ])
@@ -189,6 +193,12 @@ def test_fixed_address_and_hosts_reach_the_container() -> None:
 
 def test_no_memory_limit_leaves_the_key_out() -> None:
     assert "memory" not in build_component("synapse", variables(memory=""), SPEC)["container"]
+    assert "cpu_shares" not in build_component("synapse", variables(cpu_shares=""), SPEC)["container"]
+
+
+def test_cpu_shares_reach_the_container() -> None:
+    container = component_from_dict(build_component("synapse", variables(cpu_shares="2048"), SPEC)).container
+    assert container is not None and container.cpu_shares == 2048
 
 
 def test_build_component_does_not_change_the_spec_it_is_given() -> None:
@@ -202,8 +212,8 @@ def test_disabled_role_gives_an_absent_component() -> None:
     assert build_component("identity", lookup, None) == {"name": "hearth-identity", "state": "absent", "engine": "podman"}
 
 
-@pytest.mark.parametrize("key", ["image", "user", "networks", "address", "hosts", "ports", "memory", "pids_limit",
-                                 "stop_timeout"])
+@pytest.mark.parametrize("key", ["image", "user", "networks", "address", "hosts", "ports", "memory", "cpu_shares",
+                                 "pids_limit", "stop_timeout"])
 def test_spec_may_not_set_what_the_shared_options_set(key: str) -> None:
     error = build_error({"container": {key: "x"}})
     assert error.variable == "synapse role"
