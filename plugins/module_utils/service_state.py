@@ -15,7 +15,7 @@ import json
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from ansible_collections.hearth.matrix.plugins.module_utils.component import Component, Network
@@ -42,6 +42,40 @@ class HostFacts:
     @property
     def paths(self) -> HostPaths:
         return HostPaths(engine=self.engine_path, sh=self.sh_path)
+
+
+@dataclass
+class EngineCache:
+    """What one run already knows from the engine: image IDs and existing networks (their
+    inspect output), read for all components in one call each instead of one per component."""
+
+    image_ids: Dict[str, str] = field(default_factory=dict)
+    networks: Dict[str, str] = field(default_factory=dict)
+
+
+def prefetch(host: Host, facts: HostFacts, images: Sequence[str], networks: Sequence[str], cache: EngineCache) -> None:
+    """One `image inspect` and one `network inspect` for everything the run will look at.
+
+    Only a complete answer is kept (every name found, in the order asked); otherwise the
+    per-component calls find out which one is missing.
+    """
+    wanted = sorted(set(images) - set(cache.image_ids))
+    if wanted:
+        rc, out, _err = host.run_command([facts.engine_path, "image", "inspect", "--format", "{{.Id}}"] + wanted)
+        ids = out.strip().splitlines() if rc == 0 else []
+        if len(ids) == len(wanted):
+            cache.image_ids.update(zip(wanted, ids))
+    wanted = sorted(set(networks) - set(cache.networks))
+    if wanted:
+        rc, out, _err = host.run_command([facts.engine_path, "network", "inspect"] + wanted)
+        try:
+            found = json.loads(out) if rc == 0 else []
+        except ValueError:
+            found = []
+        if isinstance(found, list) and len(found) == len(wanted):
+            for name, info in zip(wanted, found):
+                if isinstance(info, dict) and name in (info.get("Name"), info.get("name")):
+                    cache.networks[name] = json.dumps([info])
 
 
 class BinFinder:
@@ -72,8 +106,11 @@ def detect_facts(host: Host, finder: BinFinder, engine: str) -> HostFacts:
     )
 
 
-def ensure_image(host: Host, facts: HostFacts, component: Component, report: Report) -> str:
+def ensure_image(host: Host, facts: HostFacts, component: Component, report: Report,
+                 cache: Optional[EngineCache] = None) -> str:
     """The image ID (pulled first when missing); part of what decides a restart."""
+    if cache is not None and component.image in cache.image_ids:
+        return cache.image_ids[component.image]
     inspect = [facts.engine_path, "image", "inspect", "--format", "{{.Id}}", component.image]
     rc, out, _err = host.run_command(inspect)
     if rc == 0 and out.strip():
@@ -116,11 +153,17 @@ def network_subnets(inspect_json: str) -> List[str]:
             if isinstance(entry, dict) and (entry.get("Subnet") or entry.get("subnet"))]
 
 
-def ensure_networks(host: Host, facts: HostFacts, networks: Sequence[Union[str, Network]], report: Report) -> None:
+def ensure_networks(host: Host, facts: HostFacts, networks: Sequence[Union[str, Network]], report: Report,
+                    cache: Optional[EngineCache] = None) -> None:
     for item in networks:
         network = item if isinstance(item, Network) else Network(name=item)
-        rc, out, _err = host.run_command([facts.engine_path, "network", "inspect", network.name])
+        if cache is not None and network.name in cache.networks:
+            rc, out = 0, cache.networks[network.name]
+        else:
+            rc, out, _err = host.run_command([facts.engine_path, "network", "inspect", network.name])
         if rc == 0:
+            if cache is not None:
+                cache.networks[network.name] = out
             subnets = network_subnets(out)
             if network.subnet and network.subnet not in subnets:
                 # Recreating it would cut every container on it off: the operator decides.

@@ -174,11 +174,13 @@ from ansible_collections.hearth.matrix.plugins.module_utils.host_state import (
     ensure_service_user,
 )
 from ansible_collections.hearth.matrix.plugins.module_utils.service_state import (
+    EngineCache,
     HostFacts,
     daemon_reload,
     detect_facts,
     ensure_image,
     ensure_networks,
+    prefetch,
     read_text,
     remove_service,
     restart_relevant,
@@ -199,7 +201,8 @@ ARGUMENT_SPEC: Dict[str, Any] = {
 }
 
 
-def _converge_files(module: AnsibleModule, facts: HostFacts, component: Component, report: Report) -> None:
+def _converge_files(module: AnsibleModule, facts: HostFacts, component: Component, report: Report,
+                    cache: EngineCache) -> None:
     if component.service_user is not None:
         ensure_service_user(module, module.get_bin_path("systemd-sysusers"), module.get_bin_path("useradd"),
                             module.get_bin_path("groupadd"), component.service_user, report)
@@ -220,18 +223,18 @@ def _converge_files(module: AnsibleModule, facts: HostFacts, component: Componen
         else:
             report.digests.append("tls=%s" % (read_text(os.path.join(component.tls.tls_dir, "server.crt")) or ""))
     if component.networks:
-        ensure_networks(module, facts, component.networks, report)
+        ensure_networks(module, facts, component.networks, report, cache)
 
 
 def _converge_unit(module: AnsibleModule, facts: HostFacts, component: Component, unit_path: str,
-                   report: Report) -> Tuple[bool, bool]:
+                   report: Report, cache: EngineCache) -> Tuple[bool, bool]:
     """Everything but the service state; (unit changed, restart needed)."""
-    _converge_files(module, facts, component, report)
+    _converge_files(module, facts, component, report, cache)
     if component.container is None:
         raise HostError("container", "%s has no container, so no unit" % component.name)
     if component.create_networks:
-        ensure_networks(module, facts, component.container.networks, report)
-    image_id = ensure_image(module, facts, component, report)
+        ensure_networks(module, facts, component.container.networks, report, cache)
+    image_id = ensure_image(module, facts, component, report, cache)
     text = unit_text(facts, component, image_id, report)
     before = read_text(unit_path)
     if before == text:
@@ -272,11 +275,18 @@ def converge(module: AnsibleModule, components: List[Component]) -> Dict[str, An
     for component in components:
         if component.engine not in facts_by_engine:
             facts_by_engine[component.engine] = detect_facts(module, module, component.engine)
+    caches = {engine: EngineCache() for engine in facts_by_engine}
+    for engine, facts in facts_by_engine.items():
+        mine = [c for c in components if c.engine == engine and c.state == "started"]
+        prefetch(module, facts, [c.image for c in mine if c.container is not None],
+                 [n.name for c in mine for n in c.networks]
+                 + [n for c in mine if c.container is not None and c.create_networks for n in c.container.networks],
+                 caches[engine])
     for component in components:
         if component.state == "started" and component.container is None:
             # Files only (e.g. the secrets several services share): before any service.
             _converge_files(module, facts_by_engine[component.engine], component,
-                            reports.setdefault(component.name, Report()))
+                            reports.setdefault(component.name, Report()), caches[component.engine])
     present = [c for c in components if c.state == "started" and c.container is not None]
     any_facts = next(iter(facts_by_engine.values()))
     states = unit_states(module, any_facts, [c.name for c in present])
@@ -288,7 +298,7 @@ def converge(module: AnsibleModule, components: List[Component]) -> Dict[str, An
         report = reports[component.name] = Report()
         unit_path = os.path.join(unit_dir, component.name + ".service")
         unit_changed, restart_needed = _converge_unit(module, facts_by_engine[component.engine], component, unit_path,
-                                                      report)
+                                                      report, caches[component.engine])
         state = states.get(component.name, {})
         # A unit written by a run that died before restarting the service still needs it.
         stale = (state.get("NeedDaemonReload") == "yes"

@@ -135,15 +135,11 @@ def test_custom_sender() -> None:
     assert rv["mailer_sender"] == rv["identity_email_from"] == "noreply@example.net"
 
 
-def test_upstreams_reload_the_proxy_only_when_it_is_on() -> None:
-    with_proxy = topology(dict(ALL_ON))["role_vars"]
-    for role in ("synapse", "corporal", "identity", "element"):
-        assert with_proxy["%s_reload_on_ready" % role] == ["hearth-nginx-proxy"], role
-    for role in ("postgres", "mailer", "nginx_proxy"):
-        assert with_proxy["%s_reload_on_ready" % role] == [], role
-    without = topology({"postgres": True, "synapse": True, "identity": True, "mailer": True, "element": True})["role_vars"]
-    for role in ("postgres", "synapse", "identity", "mailer", "element"):
-        assert without["%s_reload_on_ready" % role] == [], role
+def test_no_upstream_reloads_the_proxy_and_the_proxy_waits_for_none() -> None:
+    rv = topology(dict(ALL_ON))["role_vars"]
+    for role in COMPONENTS:
+        assert rv["%s_reload_on_ready" % role] == [], role
+    assert rv["nginx_proxy_after"] == [] and len(rv["nginx_proxy_wants"]) == 4
 
 
 def test_shared_secrets_component_is_a_valid_files_only_component() -> None:

@@ -14,12 +14,14 @@ import pytest
 from ansible_collections.hearth.matrix.plugins.module_utils.component import Component, Network, component_from_dict
 from ansible_collections.hearth.matrix.plugins.module_utils.host_state import HostError, Report
 from ansible_collections.hearth.matrix.plugins.module_utils.service_state import (
+    EngineCache,
     HostFacts,
     daemon_reload,
     detect_facts,
     ensure_image,
     ensure_networks,
     network_subnets,
+    prefetch,
     remove_service,
     systemctl,
     unit_states,
@@ -205,6 +207,47 @@ def test_existing_network_with_another_subnet_is_an_error_not_a_recreate() -> No
     assert info.value.field == "networks"
     assert "exists with subnet 10.89.7.0/24, not 10.89.91.0/24" in str(info.value)
     assert not [call for call in host.calls if call[2] in ("rm", "create")]
+
+
+# --- prefetch: one engine call for all images, one for all networks ---------------------------
+
+OTHER = "localhost/hearth/nginx:test"
+
+
+def test_prefetch_answers_every_later_image_and_network_question() -> None:
+    host = ScriptedHost(rules=[
+        ([DOCKER, "image", "inspect"], (0, "%s\nsha256:nginx\n" % IMAGE_ID, "")),
+        ([DOCKER, "network", "inspect"], (0, DOCKER_INSPECT, ""))])
+    cache = EngineCache()
+    prefetch(host, FACTS, [IMAGE, OTHER, IMAGE], ["hearth", "hearth"], cache)
+    # Sorted and unique, so the answers line up with the names.
+    assert host.calls == [[DOCKER, "image", "inspect", "--format", "{{.Id}}", IMAGE, OTHER],
+                          [DOCKER, "network", "inspect", "hearth"]]
+    host.calls.clear()
+    assert ensure_image(host, FACTS, component(), Report(), cache) == IMAGE_ID
+    report = Report()
+    ensure_networks(host, FACTS, [Network("hearth", "10.89.91.0/24")], report, cache)
+    assert host.calls == [] and report.changes == []
+
+
+def test_prefetch_keeps_nothing_of_an_incomplete_answer() -> None:
+    # docker prints the images it found and fails for the missing one: the lines no longer
+    # line up with the names, so each component asks on its own.
+    host = ScriptedHost(rules=[([DOCKER, "image", "inspect"], (1, "sha256:nginx\n", "No such image")),
+                               ([DOCKER, "network", "inspect"], (1, "[]", "no such network"))])
+    cache = EngineCache()
+    prefetch(host, FACTS, [IMAGE, OTHER], ["hearth"], cache)
+    assert cache == EngineCache()
+    host.answer(INSPECT, (0, IMAGE_ID + "\n", ""))
+    assert ensure_image(host, FACTS, component(), Report(), cache) == IMAGE_ID
+    assert host.calls[-1] == INSPECT
+
+
+def test_prefetch_ignores_a_network_answer_for_another_name() -> None:
+    host = ScriptedHost(rules=[([DOCKER, "network", "inspect"], (0, DOCKER_INSPECT, ""))])
+    cache = EngineCache()
+    prefetch(host, FACTS, [], ["stack"], cache)
+    assert cache.networks == {}
 
 
 # --- unit_states ------------------------------------------------------------------------------

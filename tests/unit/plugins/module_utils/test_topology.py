@@ -58,7 +58,10 @@ def test_minimal_stack() -> None:
     assert topo["network"] == "hearth"
     assert topo["matrix_hostname"] == "matrix.example.org"
     assert list(topo["services"]) == ["hearth-postgres", "hearth-synapse", "hearth-nginx-proxy"]
-    assert topo["start_order"] == ["hearth-postgres", "hearth-synapse", "hearth-nginx-proxy"]
+    assert topo["start_order"] == ["hearth-postgres", "hearth-nginx-proxy", "hearth-synapse"]
+    # The proxy wants Synapse but does not wait for it (fixed addresses in its /etc/hosts).
+    proxy = topo["services"]["hearth-nginx-proxy"]
+    assert proxy["wants"] == ["hearth-synapse.service"] and proxy["after"] == [] and proxy["requires"] == []
     assert topo["synapse"]["public_baseurl"] == "https://matrix.example.org/"
     assert "server" not in topo["well_known"]
     assert topo["well_known"]["client"]["m.homeserver"] == {"base_url": "https://matrix.example.org"}
@@ -97,7 +100,8 @@ def test_corporal_on_routes_client_api_through_gateway() -> None:
     assert sorted(topo["shared_secrets"]["shared_secret_auth"]) == ["corporal", "synapse"]
     assert topo["synapse"]["shared_secret_auth"] is True
     order = topo["start_order"]
-    assert order.index("hearth-synapse") < order.index("hearth-corporal") < order.index("hearth-nginx-proxy")
+    assert order.index("hearth-synapse") < order.index("hearth-corporal")
+    assert "hearth-corporal.service" in topo["services"]["hearth-nginx-proxy"]["wants"]
     assert_topological(topo)
 
 
@@ -318,7 +322,11 @@ def test_full_stack_order_is_topological() -> None:
     topo = compute_topology(stack(ALL_ON))
     assert_topological(topo)
     assert topo["start_order"][0] == "hearth-postgres"
-    assert topo["start_order"][-1] == "hearth-nginx-proxy"
+    proxy = topo["services"]["hearth-nginx-proxy"]
+    assert proxy["after"] == [] and sorted(proxy["wants"]) == sorted(
+        "hearth-%s.service" % name for name in ("synapse", "identity", "corporal", "element"))
+    # No unit reloads the proxy: no upstream address ever changes.
+    assert all(service["reload_on_ready"] == [] for service in topo["services"].values())
 
 
 def test_random_dags_are_ordered_topologically() -> None:
