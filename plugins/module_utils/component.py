@@ -180,8 +180,14 @@ def _str(raw: Mapping[str, Any], key: str, where: str, default: Optional[str] = 
     return value
 
 
+def is_abs_path(value: Any) -> bool:
+    """An absolute, normalised path other than / (no //, /./, /../ or trailing slash)."""
+    return (isinstance(value, str) and posixpath.isabs(value) and posixpath.normpath(value) == value
+            and value != "/" and not value.startswith("//"))
+
+
 def _abs(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not posixpath.isabs(value) or posixpath.normpath(value) != value or value == "/":
+    if not is_abs_path(value):
         raise SpecError(where, "must be an absolute, normalised path, got %r" % (value,))
     return value
 

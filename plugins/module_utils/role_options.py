@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from ansible_collections.hearth.matrix.plugins.module_utils.component import component_from_dict
+from ansible_collections.hearth.matrix.plugins.module_utils.component import component_from_dict, is_abs_path
 from ansible_collections.hearth.matrix.plugins.module_utils.container import SpecError
 
 # option -> what it is (for docs and messages). Required unless it has a fallback below.
@@ -119,8 +119,7 @@ def _str_list(variable: str, value: Any) -> List[str]:
 
 
 def _path(variable: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.startswith("/") or value != "/" + "/".join(
-            part for part in value.split("/") if part not in ("", ".")) or ".." in value.split("/") or value == "/":
+    if not is_abs_path(value) or ".." in value.split("/"):
         raise RoleInputError(variable, "must be an absolute, normalised path such as /opt/hearth-matrix/x, got %r"
                              % (value,))
     return value

@@ -107,6 +107,8 @@ def test_disabled_role_needs_only_name_and_engine() -> None:
     ({"base_dir": "/opt/./synapse"}, "synapse_base_dir", "normalised"),
     ({"base_dir": "/opt/../synapse"}, "synapse_base_dir", "normalised"),
     ({"base_dir": "/"}, "synapse_base_dir", "absolute"),
+    ({"base_dir": "//opt/hearth-matrix"}, "synapse_base_dir", "normalised"),
+    ({"base_dir": "/opt//hearth-matrix"}, "synapse_base_dir", "normalised"),
     ({"image": "ghcr.io/element-hq/synapse: latest"}, "synapse_image", "without spaces"),
     ({"image": ""}, "synapse_image", "without spaces"),
     ({"container_networks": []}, "synapse_container_networks", "at least one network"),
