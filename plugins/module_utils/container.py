@@ -536,6 +536,11 @@ def create_argv(spec: ContainerSpec, engine: str, engine_path: str) -> List[str]
         argv.append("--network=%s" % spec.primary_network)
     if spec.address:
         argv.append("--ip=%s" % spec.address)
+        # A fixed address needs a fixed MAC: podman gives every new container a random one,
+        # and the other containers' ARP entries for the address then point at the old MAC
+        # until they time out; their connections stalled for 20 s after a restart on the bed.
+        # docker derives 02:42:<address> itself; this is the same for both engines.
+        argv.append("--mac-address=%s" % mac_for(spec.address))
     argv += ["--add-host=%s:%s" % (name, address) for name, address in spec.hosts]
     argv += ["--tmpfs=%s" % _format_tmpfs(t) for t in spec.tmpfs]
     argv += ["--mount=%s" % _format_mount(m) for m in spec.mounts]
@@ -570,6 +575,11 @@ def create_argv(spec: ContainerSpec, engine: str, engine_path: str) -> List[str]
     argv.append(spec.image)
     argv += list(spec.command)
     return argv
+
+
+def mac_for(address: str) -> str:
+    """The locally administered MAC of a fixed IPv4 address (docker's 02:42:<address>)."""
+    return "02:42:" + ":".join("%02x" % int(octet) for octet in address.split("."))
 
 
 def shell_join(argv: Sequence[str]) -> str:

@@ -16,6 +16,7 @@ from ansible_collections.hearth.matrix.plugins.module_utils.container import (
     check_unique_names,
     container_spec_from_dict,
     create_argv,
+    mac_for,
     shell_join,
     size_in_bytes,
 )
@@ -310,8 +311,10 @@ def test_fixed_address_and_hosts_entries(engine: str) -> None:
     spec = make(networks=["hearth", "federation"], address="10.89.91.139",
                 hosts={"hearth-postgres": "10.89.91.138", "hearth-mailer": "10.89.91.141"})
     argv = create_argv(spec, engine, "/usr/bin/" + engine)
-    # The address belongs to the primary network (the one named at create).
+    # The address belongs to the primary network (the one named at create), and so does a
+    # MAC derived from it (the same after every restart: no stale ARP entries elsewhere).
     assert argv.index("--ip=10.89.91.139") == argv.index("--network=hearth") + 1
+    assert argv[argv.index("--ip=10.89.91.139") + 1] == "--mac-address=02:42:0a:59:5b:8b"
     # Sorted by name: the same input always renders the same unit.
     assert [a for a in argv if a.startswith("--add-host=")] == [
         "--add-host=hearth-mailer:10.89.91.141", "--add-host=hearth-postgres:10.89.91.138"]
@@ -319,7 +322,7 @@ def test_fixed_address_and_hosts_entries(engine: str) -> None:
 
 def test_no_address_and_no_hosts_by_default() -> None:
     argv = create_argv(make(networks=["hearth"], address=""), "docker", "/usr/bin/docker")
-    assert not [a for a in argv if a.startswith("--ip") or a.startswith("--add-host")]
+    assert not [a for a in argv if a.startswith("--ip") or a.startswith("--add-host") or a.startswith("--mac")]
 
 
 @pytest.mark.parametrize("size, expected", [("32m", 32 * 1024 ** 2), ("1g", 1024 ** 3), ("1G", 1024 ** 3),
@@ -333,3 +336,9 @@ def test_memory_and_cpu_weight_flags(engine: str) -> None:
     argv = create_argv(make(memory="32m", cpu_shares=2048), engine, "/usr/bin/" + engine)
     assert "--memory=32m" in argv and "--cpu-shares=2048" in argv
     assert not [a for a in create_argv(make(), engine, "/usr/bin/" + engine) if a.startswith("--cpu-shares")]
+
+
+@pytest.mark.parametrize("address, mac", [("10.89.91.139", "02:42:0a:59:5b:8b"), ("172.17.0.2", "02:42:ac:11:00:02"),
+                                          ("255.0.10.1", "02:42:ff:00:0a:01")])
+def test_mac_follows_the_address_like_dockers_own(address: str, mac: str) -> None:
+    assert mac_for(address) == mac
