@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import uuid
 from typing import Dict, List
 
@@ -136,7 +137,9 @@ def test_docker_units_run_their_client_sandboxed(stack: Stack) -> None:
                     "it keeps systemd's defaults, see plugins/module_utils/unit.py")
     for unit in STACK_CONTAINERS:
         _rc, out = stack.bed.sh("systemd-analyze security --no-pager %s.service | tail -1" % unit)
-        level = float(out.split(":")[-1].split()[0])
+        match = re.search(r"exposure level for \S+: ([0-9.]+)", out)
+        assert match, out
+        level = float(match.group(1))
         assert level <= 2.0, "%s: %s" % (unit, out)
         _rc, show = stack.bed.sh("systemctl show -p PrivateNetwork -p ProtectSystem -p NoNewPrivileges %s" % unit)
         assert sorted(show.split()) == ["NoNewPrivileges=yes", "PrivateNetwork=yes", "ProtectSystem=strict"], show
