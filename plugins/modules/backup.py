@@ -25,7 +25,7 @@ description:
     whole backup is root only (directories 0700, files 0600).
   - Keeps the newest O(keep) backups under O(root) (directories named by their UTC timestamp)
     and removes older ones.
-  - Secrets never pass through Ansible: the module copies them on the host and returns only
+  - Secrets never pass through Ansible. The module copies them on the host and returns only
     paths and checksums.
 options:
   base_dir:

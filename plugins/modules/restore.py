@@ -22,10 +22,10 @@ description:
     O(base_dir) with the owner and mode recorded in the manifest (files through a temporary
     file and a rename). Files already equal are left alone.
   - C(database) restores C(database.dump) with C(pg_restore --clean --if-exists --create) inside
-    the running PostgreSQL container (C(<engine> exec -i)): the database is dropped and created
+    the running PostgreSQL container (C(<engine> exec -i)). The database is dropped and created
     again, then filled. Synapse must not be running (the playbook restores before Synapse first
     starts on the database).
-  - Secrets never pass through Ansible: the module copies them on the host and returns only
+  - Secrets never pass through Ansible. The module copies them on the host and returns only
     paths and checksums.
 options:
   step:
