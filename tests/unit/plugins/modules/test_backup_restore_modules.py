@@ -60,7 +60,10 @@ def host(tmp_path: Path) -> Path:
 
 
 def _run(main: Any, args: dict, engine: FakeEngine, **kwargs: Any) -> dict:
-    with mock.patch.object(basic.AnsibleModule, "run_command", lambda self, args, **kw: engine.run_command(self, args, **kw)), \
+    def run_command(self: basic.AnsibleModule, command: Any, **kw: Any) -> Tuple[int, str, str]:
+        return engine.run_command(self, command, **kw)
+
+    with mock.patch.object(basic.AnsibleModule, "run_command", run_command), \
             mock.patch.object(basic.AnsibleModule, "get_bin_path", lambda self, name, *a, **k: "/usr/bin/" + name):
         return run_module(main, args, **kwargs)
 
