@@ -15,7 +15,10 @@ generated secret, the proxy's private CA and certificate, the media store and th
 server's database. Everything else (configuration, units) is rendered again by the site
 playbook from the same variables.
 
-Pure functions over paths and data; the modules run the commands.
+Plain Python (standard library only): the modules use it, and the host's backup timer runs
+the same ``take_backup`` through a copy of this file (``playbooks/files/hearth-matrix-backup``).
+Commands go through a runner the caller passes: ``AnsibleModule.run_command`` or
+``subprocess``.
 """
 
 from __future__ import annotations
@@ -28,9 +31,10 @@ import os
 import re
 import shutil
 import stat
+import shlex
 import tempfile
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 FORMAT = "hearth-matrix-backup"
 FORMAT_VERSION = 1
@@ -442,3 +446,96 @@ def apply_placement(backup_dir: str, base_dir: str, placement: Placement) -> Non
         return
     os.chown(target, entry.uid, entry.gid)
     os.chmod(target, entry.mode)
+
+
+# Runs a command: an argv list directly, a string through /bin/sh; returns (rc, stdout, stderr).
+Runner = Callable[[Union[str, List[str]]], Tuple[int, str, str]]
+
+
+@dataclass(frozen=True)
+class BackupRequest:
+    """One backup to take; the error messages name the playbook's variables."""
+
+    engine_path: str
+    base_dir: str = "/opt/hearth-matrix"
+    root: str = "/var/backups/hearth-matrix"
+    name: str = ""
+    keep: int = 7
+    database: bool = True
+    postgres_service: str = "hearth-postgres"
+    database_name: str = "synapse"
+    database_user: str = "synapse"
+    synapse_service: str = "hearth-synapse"
+    server_name: str = ""
+
+
+def existing_backups(root: str) -> List[str]:
+    if not os.path.isdir(root):
+        return []
+    return sorted(name for name in os.listdir(root) if TIMESTAMP_RE.match(name) and os.path.isfile(os.path.join(root, name, MANIFEST)))
+
+
+def plan_backup(request: BackupRequest, now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
+    """Checks the request; the backup's path and name, the backups before and those that go."""
+    name = request.name or timestamp(now)
+    if "/" in name or name in (".", ".."):
+        raise BackupError("hearth_backup_dir must end in a plain directory name, got %r" % name)
+    dest = os.path.join(request.root, name)
+    if os.path.lexists(dest):
+        raise BackupError("the backup directory %s exists already: choose another hearth_backup_dir" % dest)
+    if request.keep < 0:
+        raise BackupError("hearth_backup_keep must be 0 (keep all) or more, got %d" % request.keep)
+    key_path = os.path.join(request.base_dir, SIGNING_KEY)
+    if not os.path.isfile(key_path):
+        raise BackupError("no Synapse signing key at %s: is hearth_base_dir right and the stack deployed?" % key_path)
+    before = existing_backups(request.root)
+    return {"path": dest, "name": name, "before": before, "removed": expired(before + [name], request.keep)}
+
+
+def _answer(run: Runner, argv: List[str]) -> str:
+    rc, out, _err = run(argv)
+    return out.strip() if rc == 0 and out.strip() else "unknown"
+
+
+def _dump(request: BackupRequest, run: Runner, dest: str) -> Dict[str, Any]:
+    argv = [request.engine_path, "exec", request.postgres_service, "pg_dump", "--format=custom", "--username", request.database_user,
+            "--dbname", request.database_name]
+    # Streamed by the shell straight into the file (0600 from the umask): a dump may be larger than memory.
+    rc, _out, err = run("umask 077 && %s > %s" % (" ".join(shlex.quote(arg) for arg in argv), shlex.quote(dest)))
+    if rc != 0:
+        raise BackupError("pg_dump in %s failed (rc=%d): %s" % (request.postgres_service, rc, " ".join(err.split())[-400:]))
+    os.chmod(dest, 0o600)
+    return {"path": DUMP, "format": "custom", "name": request.database_name, "user": request.database_user,
+            "size": os.path.getsize(dest), "sha256": sha256_file(dest)}
+
+
+def take_backup(request: BackupRequest, run: Runner, plan: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """Dump, copy, manifest, then retention. A failed backup leaves no directory behind."""
+    plan = plan or plan_backup(request)
+    dest, name = plan["path"], plan["name"]
+    with open(os.path.join(request.base_dir, SIGNING_KEY)) as handle:
+        key_id = signing_key_id(handle.read())
+    server_name = host_identity(request.base_dir).server_name or request.server_name
+    os.makedirs(request.root, mode=0o700, exist_ok=True)
+    os.chmod(request.root, 0o700)
+    os.mkdir(dest, 0o700)
+    try:
+        database = _dump(request, run, os.path.join(dest, DUMP)) if request.database else None
+        entries = copy_into_backup(request.base_dir, dest, collect(request.base_dir))
+        engine = request.engine_path
+        versions = {
+            "synapse": _answer(run, [engine, "exec", request.synapse_service, "python3", "-c", "import synapse; print(synapse.__version__)"]),
+            "postgresql": _answer(run, [engine, "exec", request.postgres_service, "psql", "-AtX", "--username", request.database_user,
+                                        "--dbname", request.database_name, "-c", "SHOW server_version"]) if request.database else "external",
+        }
+        manifest = build_manifest(server_name=server_name, key_id=key_id, created=name if TIMESTAMP_RE.match(name) else timestamp(),
+                                  versions=versions, entries=entries, database=database)
+        write_private_json(os.path.join(dest, MANIFEST), manifest)
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
+    for old in plan["removed"]:
+        shutil.rmtree(os.path.join(request.root, old))
+    files = [MANIFEST] + ([DUMP] if database else []) + [FILES_DIR + "/" + e.path for e in entries if e.kind == "file"]
+    return {"path": dest, "name": name, "removed": plan["removed"], "server_name": server_name, "signing_key_id": key_id,
+            "versions": versions, "files": files, "bytes": sum(e.size for e in entries) + (database["size"] if database else 0)}

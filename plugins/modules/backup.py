@@ -143,95 +143,33 @@ removed:
   elements: str
 """
 
-import os
-import shlex
-import shutil
-from typing import Any, Dict, List
+import dataclasses
+from typing import Any, Dict, List, Tuple, Union
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.hearth.matrix.plugins.module_utils import backup as bk
 
 
-def _engine(module: AnsibleModule) -> str:
-    path = module.get_bin_path(module.params["engine"])
-    if not path:
-        module.fail_json(msg="hearth_engine is %s but %s is not installed on the host" % (module.params["engine"], module.params["engine"]))
-    return str(path)
-
-
-def _answer(module: AnsibleModule, argv: List[str]) -> str:
-    rc, out, _err = module.run_command(argv)
-    return out.strip() if rc == 0 and out.strip() else "unknown"
-
-
-def _backups(root: str) -> List[str]:
-    if not os.path.isdir(root):
-        return []
-    return sorted(name for name in os.listdir(root) if bk.TIMESTAMP_RE.match(name) and os.path.isfile(os.path.join(root, name, bk.MANIFEST)))
-
-
-def _dump(module: AnsibleModule, engine: str, dest: str) -> Dict[str, Any]:
-    p = module.params
-    argv = [engine, "exec", p["postgres_service"], "pg_dump", "--format=custom", "--username", p["database_user"], "--dbname", p["database_name"]]
-    # Streamed by the shell straight into the file (0600 from the umask): a dump may be larger than memory.
-    command = "umask 077 && %s > %s" % (" ".join(shlex.quote(arg) for arg in argv), shlex.quote(dest))
-    rc, _out, err = module.run_command(command, use_unsafe_shell=True)
-    if rc != 0:
-        raise bk.BackupError("pg_dump in %s failed (rc=%d): %s" % (p["postgres_service"], rc, " ".join(err.split())[-400:]))
-    os.chmod(dest, 0o600)
-    return {"path": bk.DUMP, "format": "custom", "name": p["database_name"], "user": p["database_user"],
-            "size": os.path.getsize(dest), "sha256": bk.sha256_file(dest)}
-
-
 def run(module: AnsibleModule) -> Dict[str, Any]:
     p = module.params
-    base_dir, root = p["base_dir"], p["root"]
-    name = p["name"] or bk.timestamp()
-    if "/" in name or name in ("", ".", ".."):
-        raise bk.BackupError("hearth_backup_dir must end in a plain directory name, got %r" % name)
-    dest = os.path.join(root, name)
-    if os.path.lexists(dest):
-        raise bk.BackupError("the backup directory %s exists already: choose another hearth_backup_dir" % dest)
-    if p["keep"] < 0:
-        raise bk.BackupError("hearth_backup_keep must be 0 (keep all) or more, got %d" % p["keep"])
-    key_path = os.path.join(base_dir, bk.SIGNING_KEY)
-    if not os.path.isfile(key_path):
-        raise bk.BackupError("no Synapse signing key at %s: is hearth_base_dir right and the stack deployed?" % key_path)
-    before = _backups(root)
-    removed = bk.expired(before + [name], p["keep"])
-    result: Dict[str, Any] = {"changed": True, "path": dest, "name": name, "removed": removed}
+    request = bk.BackupRequest(engine_path="", **{k: p[k] for k in (
+        "base_dir", "root", "name", "keep", "database", "postgres_service", "database_name", "database_user", "synapse_service", "server_name")})
+    plan = bk.plan_backup(request)
+    result: Dict[str, Any] = {"changed": True, "path": plan["path"], "name": plan["name"], "removed": plan["removed"]}
     if module._diff:
-        result["diff"] = {"before": "\n".join(before) + "\n", "after": "\n".join(sorted(set(before + [name]) - set(removed))) + "\n",
-                          "before_header": root, "after_header": root}
+        after = sorted(set(plan["before"] + [plan["name"]]) - set(plan["removed"]))
+        result["diff"] = {"before": "\n".join(plan["before"]) + "\n", "after": "\n".join(after) + "\n",
+                          "before_header": p["root"], "after_header": p["root"]}
     if module.check_mode:
         return result
+    engine_path = module.get_bin_path(p["engine"])
+    if not engine_path:
+        raise bk.BackupError("hearth_engine is %s but %s is not installed on the host" % (p["engine"], p["engine"]))
 
-    engine = _engine(module)
-    with open(key_path) as handle:
-        key_id = bk.signing_key_id(handle.read())
-    server_name = bk.host_identity(base_dir).server_name or p["server_name"]
-    os.makedirs(root, mode=0o700, exist_ok=True)
-    os.chmod(root, 0o700)
-    os.mkdir(dest, 0o700)
-    try:
-        database = _dump(module, engine, os.path.join(dest, bk.DUMP)) if p["database"] else None
-        entries = bk.copy_into_backup(base_dir, dest, bk.collect(base_dir))
-        versions = {
-            "synapse": _answer(module, [engine, "exec", p["synapse_service"], "python3", "-c", "import synapse; print(synapse.__version__)"]),
-            "postgresql": _answer(module, [engine, "exec", p["postgres_service"], "psql", "-AtX", "--username", p["database_user"],
-                                           "--dbname", p["database_name"], "-c", "SHOW server_version"]) if p["database"] else "external",
-        }
-        manifest = bk.build_manifest(server_name=server_name, key_id=key_id, created=name if bk.TIMESTAMP_RE.match(name) else bk.timestamp(),
-                                     versions=versions, entries=entries, database=database)
-        bk.write_private_json(os.path.join(dest, bk.MANIFEST), manifest)
-    except BaseException:
-        shutil.rmtree(dest, ignore_errors=True)
-        raise
-    for old in removed:
-        shutil.rmtree(os.path.join(root, old))
-    files = [bk.MANIFEST] + ([bk.DUMP] if database else []) + [bk.FILES_DIR + "/" + e.path for e in entries if e.kind == "file"]
-    result.update(server_name=server_name, signing_key_id=key_id, versions=versions, files=files,
-                  bytes=sum(e.size for e in entries) + (database["size"] if database else 0))
+    def run_command(command: Union[str, List[str]]) -> Tuple[int, str, str]:
+        return module.run_command(command, use_unsafe_shell=isinstance(command, str))
+
+    result.update(bk.take_backup(dataclasses.replace(request, engine_path=str(engine_path)), run_command, plan))
     return result
 
 

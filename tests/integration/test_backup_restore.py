@@ -131,10 +131,19 @@ def test_backup_restore_onto_a_fresh_target(engine: str, bed_images: Dict[str, A
         keys_before = _server_keys(stack)
         timings["deploy"] = time.monotonic() - started
 
-        run = stack.converge({"hearth_backup_fetch_dir": str(fetched), "hearth_backup_keep": 3}, playbook="backup.yml")
+        run = stack.converge({"hearth_backup_fetch_dir": str(fetched), "hearth_backup_keep": 3, "hearth_backup_timer": True},
+                             playbook="backup.yml")
         assert run.rc == 0, run.tail(60)
         timings["backup"] = run.seconds
         assert password not in run.output
+        # The timer's service runs the same backup on the host, by itself.
+        first.sh("systemctl is-enabled hearth-matrix-backup.timer && systemctl is-active hearth-matrix-backup.timer")
+        time.sleep(1)
+        first.sh("systemctl start hearth-matrix-backup.service")
+        _rc, listed = first.sh("ls %s" % BACKUP_ROOT)
+        assert len(listed.split()) == 2, listed
+        _rc, journal = first.sh("journalctl -u hearth-matrix-backup.service --no-pager -o cat")
+        assert "hearth-matrix-backup: %s/" % BACKUP_ROOT in journal and "ed25519:" in journal, journal
         # Root only on the host: 0700 directories, 0600 files, nothing else.
         _rc, modes = first.sh("find %s -mindepth 1 \\( \\( -type d ! -perm 0700 \\) -o \\( -type f ! -perm 0600 \\) -o ! -user root \\) -print"
                               % BACKUP_ROOT)

@@ -8,7 +8,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, List, Tuple, Union
 from unittest import mock
@@ -166,3 +169,32 @@ def test_restore_database_check_mode_and_damage(host: Path, tmp_path: Path) -> N
     assert damaged["failed"] and "database.dump" in damaged["msg"]
     missing = _run(restore_module.main, {"step": "check", "manifest": {}}, engine)
     assert missing["failed"] and "needs manifest" in missing["msg"]
+
+
+def test_the_timer_script_takes_the_same_backup(host: Path, tmp_path: Path) -> None:
+    """playbooks/files/hearth-matrix-backup with a copy of module_utils/backup.py next to it, as
+    the timer runs it; the engine is a fake on PATH."""
+    repo = Path(bk.__file__).resolve().parents[2]
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    shutil.copy(str(repo / "plugins/module_utils/backup.py"), str(lib / "hearth_backup.py"))
+    shutil.copy(str(repo / "playbooks/files/hearth-matrix-backup"), str(lib / "hearth-matrix-backup"))
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "podman").write_text("#!/bin/sh\ncase \"$*\" in\n  *pg_dump*) printf 'PGDMP fake' ;;\n"
+                                     "  *synapse.__version__*) echo 1.163.2 ;;\n  *server_version*) echo 15.14 ;;\n"
+                                     "  *) exit 1 ;;\nesac\n")
+    os.chmod(fake_bin / "podman", 0o755)
+    config = tmp_path / "backup.json"
+    config.write_text(json.dumps({"base_dir": str(host), "engine": "podman", "root": str(tmp_path / "backups"), "keep": "1",
+                                  "database": "True", "postgres_service": "hearth-postgres", "database_name": "synapse",
+                                  "database_user": "synapse", "synapse_service": "hearth-synapse", "server_name": "hearth.test"}))
+    env = dict(os.environ, PATH="%s:%s" % (fake_bin, os.environ["PATH"]), HEARTH_BACKUP_CONFIG=str(config))
+    done = subprocess.run([sys.executable, str(lib / "hearth-matrix-backup")], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, universal_newlines=True, check=False)
+    assert done.returncode == 0, done.stdout
+    assert "hearth.test ed25519:a_WxYz" in done.stdout
+    [name] = os.listdir(tmp_path / "backups")
+    manifest = bk.verify(str(tmp_path / "backups" / name))
+    assert manifest["versions"] == {"synapse": "1.163.2", "postgresql": "15.14"}
+    assert (tmp_path / "backups" / name / "database.dump").read_bytes() == b"PGDMP fake"
