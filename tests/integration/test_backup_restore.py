@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -68,7 +69,7 @@ async def _populate(base_url: str, user: str, password: str, context: ssl.SSLCon
         body = "sent before the backup %s" % uuid.uuid4()
         sent = await client.room_send(created.room_id, "m.room.message", {"msgtype": "m.text", "body": body})
         assert isinstance(sent, RoomSendResponse), sent
-        uploaded, _keys = await client.upload(lambda *_args: media, content_type="application/octet-stream",
+        uploaded, _keys = await client.upload(io.BytesIO(media), content_type="application/octet-stream",
                                               filename="before-backup.bin", filesize=len(media))
         assert isinstance(uploaded, UploadResponse), uploaded
         return {"room_id": created.room_id, "body": body, "mxc": uploaded.content_uri}
