@@ -1,0 +1,182 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, hearth.matrix contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""module_utils/backup: what is kept, manifest, verification, retention, restore checks."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.hearth.matrix.plugins.module_utils import backup as bk
+
+KEY = "ed25519 a_AbCd c2VlZHNlZWRzZWVkc2VlZHNlZWRzZWVkc2VlZHNlZWQ\n"
+UID, GID = os.getuid(), os.getgid()
+
+
+def _write(path: Path, content: str, mode: int = 0o640) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content)
+    os.chmod(path, mode)
+
+
+@pytest.fixture
+def base(tmp_path: Path) -> Path:
+    root = tmp_path / "opt"
+    _write(root / "synapse/keys/signing.key", KEY, 0o600)
+    _write(root / "synapse/config/homeserver.yaml", "server_name: \"example.org\"\npublic_baseurl: https://x/\n")
+    _write(root / "secrets/registration_shared_secret", "s1", 0o600)
+    _write(root / "postgres/secrets/password", "pw", 0o600)
+    _write(root / "synapse/secrets/macaroon_secret_key", "m", 0o600)
+    _write(root / "synapse/data/media_store/local_content/ab/cd/efgh", "MEDIA", 0o644)
+    _write(root / "nginx-proxy/ca/ca.key", "CAKEY", 0o600)
+    _write(root / "nginx-proxy/tls/server.crt", "CRT", 0o644)
+    _write(root / "nginx-proxy/config/nginx.conf", "not kept")
+    os.symlink("/etc/passwd", str(root / "secrets/link"))
+    return root
+
+
+def _backup(base: Path, dest: Path) -> dict:
+    dest.mkdir(mode=0o700)
+    entries = bk.copy_into_backup(str(base), str(dest), bk.collect(str(base)))
+    manifest = bk.build_manifest(server_name="example.org", key_id=bk.signing_key_id(KEY), created="20261130T091500Z",
+                                 versions={"synapse": "1.2.3"}, entries=entries, database=None)
+    bk.write_private_json(str(dest / bk.MANIFEST), manifest)
+    return manifest
+
+
+def test_collect_keeps_state_and_parents_only(base: Path) -> None:
+    paths = {e.path: e for e in bk.collect(str(base))}
+    assert "synapse/keys/signing.key" in paths
+    assert "secrets/registration_shared_secret" in paths
+    assert "postgres/secrets/password" in paths and "synapse/secrets/macaroon_secret_key" in paths
+    assert "synapse/data/media_store/local_content/ab/cd/efgh" in paths
+    assert "nginx-proxy/ca/ca.key" in paths and "nginx-proxy/tls/server.crt" in paths
+    assert "nginx-proxy/config/nginx.conf" not in paths
+    assert "synapse/config/homeserver.yaml" not in paths
+    assert "secrets/link" not in paths
+    assert paths["."].kind == "dir" and paths["synapse"].kind == "dir" and paths["synapse/data"].kind == "dir"
+    order = [e.path for e in bk.collect(str(base))]
+    assert order[0] == "."
+    assert order.index("synapse") < order.index("synapse/keys") < order.index("synapse/keys/signing.key")
+    assert paths["synapse/keys/signing.key"].mode == 0o600
+
+
+def test_collect_missing_base_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(bk.BackupError, match="hearth_base_dir"):
+        bk.collect(str(tmp_path / "nope"))
+
+
+def test_backup_is_root_only_and_verifies(base: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "b"
+    manifest = _backup(base, dest)
+    for root, dirs, files in os.walk(dest):
+        assert stat.S_IMODE(os.stat(root).st_mode) == 0o700
+        for name in files:
+            assert stat.S_IMODE(os.stat(os.path.join(root, name)).st_mode) == 0o600
+    assert bk.verify(str(dest))["signing_key_id"] == "ed25519:a_AbCd"
+    summary = bk.summary(manifest)
+    assert summary["signing_key_sha256"] == bk.sha256_file(str(base / bk.SIGNING_KEY))
+    assert summary["file_count"] == 7 and summary["database"] is False
+    # The manifest records the original mode, not the backup's 0600.
+    media = [f for f in manifest["files"] if f["path"].endswith("efgh")][0]
+    assert media["mode"] == "0644" and media["size"] == 5
+
+
+def test_verify_detects_damage_and_missing(base: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "b"
+    _backup(base, dest)
+    target = dest / "files/secrets/registration_shared_secret"
+    target.write_text("s2")
+    with pytest.raises(bk.BackupError, match="sha256 of files/secrets/registration_shared_secret"):
+        bk.verify(str(dest))
+    target.write_text("longer")
+    with pytest.raises(bk.BackupError, match="has 6 bytes"):
+        bk.verify(str(dest))
+    target.unlink()
+    with pytest.raises(bk.BackupError, match="missing"):
+        bk.verify(str(dest))
+
+
+def test_verify_rejects_foreign_and_malformed_manifests(tmp_path: Path) -> None:
+    with pytest.raises(bk.BackupError, match="no backup at"):
+        bk.verify(str(tmp_path))
+    (tmp_path / bk.MANIFEST).write_text("{")
+    with pytest.raises(bk.BackupError, match="not valid JSON"):
+        bk.verify(str(tmp_path))
+    (tmp_path / bk.MANIFEST).write_text(json.dumps({"format": "other"}))
+    with pytest.raises(bk.BackupError, match="not a hearth.matrix backup"):
+        bk.verify(str(tmp_path))
+    bad = {"format": bk.FORMAT, "format_version": 1, "server_name": "x", "signing_key_id": "k",
+           "files": [{"path": "../etc/passwd", "type": "file", "mode": "0600", "uid": 0, "gid": 0, "size": 1, "sha256": "0" * 64}]}
+    (tmp_path / bk.MANIFEST).write_text(json.dumps(bad))
+    with pytest.raises(bk.BackupError, match="not a plain relative path"):
+        bk.verify(str(tmp_path))
+
+
+def test_signing_key_id_and_server_name() -> None:
+    assert bk.signing_key_id(KEY) == "ed25519:a_AbCd"
+    with pytest.raises(bk.BackupError):
+        bk.signing_key_id("garbage")
+    assert bk.server_name_from_config("a: 1\nserver_name: 'hearth.test'\n") == "hearth.test"
+    assert bk.server_name_from_config("a: 1\n") == ""
+
+
+def test_timestamp_and_retention() -> None:
+    moment = datetime.datetime(2026, 11, 30, 9, 15, 0, tzinfo=datetime.timezone.utc)
+    assert bk.timestamp(moment) == "20261130T091500Z"
+    names = ["20261101T000000Z", "20261103T000000Z", "20261102T000000Z", "restore-x", "notes"]
+    assert bk.expired(names, 2) == ["20261101T000000Z"]
+    assert bk.expired(names, 0) == []
+    assert bk.expired(names, 5) == []
+
+
+def test_check_restore_refuses_another_server(base: Path, tmp_path: Path) -> None:
+    summary = bk.summary(_backup(base, tmp_path / "b"))
+    fresh = bk.host_identity(str(tmp_path / "empty"))
+    assert fresh.empty and bk.check_restore(summary, fresh, "example.org", False) == "fresh"
+    assert bk.check_restore(summary, bk.host_identity(str(base)), "example.org", False) == "same"
+    other = bk.HostIdentity(server_name="other.org", signing_key_sha256="f" * 64, has_database=True)
+    with pytest.raises(bk.BackupError, match="hearth_restore_force: true") as err:
+        bk.check_restore(summary, other, "example.org", False)
+    assert "\n" not in str(err.value) and "other.org" in str(err.value)
+    assert bk.check_restore(summary, other, "example.org", True) == "forced"
+    with pytest.raises(bk.BackupError, match="set hearth_server_name: example.org"):
+        bk.check_restore(summary, fresh, "wrong.org", False)
+
+
+def test_restore_puts_files_back_with_owner_and_mode(base: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "b"
+    manifest = _backup(base, dest)
+    target = tmp_path / "new"
+    entries = bk.manifest_entries(manifest)
+    plan = bk.plan_restore(str(dest), str(target), entries)
+    assert all(p.changed for p in plan)
+    for placement in plan:
+        bk.apply_placement(str(dest), str(target), placement)
+    assert (target / bk.SIGNING_KEY).read_text() == KEY
+    assert stat.S_IMODE(os.stat(target / bk.SIGNING_KEY).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(target / "synapse/data/media_store/local_content/ab/cd/efgh").st_mode) == 0o644
+    assert bk.host_identity(str(target)).signing_key_sha256 == bk.summary(manifest)["signing_key_sha256"]
+    # A second pass changes nothing; a changed mode is corrected without rewriting content.
+    assert not [p for p in bk.plan_restore(str(dest), str(target), entries) if p.changed]
+    os.chmod(target / "secrets/registration_shared_secret", 0o644)
+    changed = [p for p in bk.plan_restore(str(dest), str(target), entries) if p.changed]
+    assert [(p.entry.path, p.content, p.attributes) for p in changed] == [("secrets/registration_shared_secret", False, True)]
+    bk.apply_placement(str(dest), str(target), changed[0])
+    assert stat.S_IMODE(os.stat(target / "secrets/registration_shared_secret").st_mode) == 0o600
+
+
+def test_restore_refuses_directory_where_a_file_belongs(base: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "b"
+    manifest = _backup(base, dest)
+    target = tmp_path / "new"
+    (target / bk.SIGNING_KEY).mkdir(parents=True)
+    with pytest.raises(bk.BackupError, match="is a directory"):
+        for placement in bk.plan_restore(str(dest), str(target), bk.manifest_entries(manifest)):
+            bk.apply_placement(str(dest), str(target), placement)
