@@ -107,8 +107,6 @@ class ServiceNode:
     component: str
     requires: List[str] = field(default_factory=list)
     wants: List[str] = field(default_factory=list)
-    # Wanted (started with this one) without waiting for them: no After=.
-    unordered_wants: List[str] = field(default_factory=list)
     after: List[str] = field(default_factory=list)
     networks: List[str] = field(default_factory=list)
     # Fixed address on the stack network ("" for user-defined extra services).
@@ -128,7 +126,7 @@ class ServiceNode:
         return {
             "component": self.component,
             "requires": _units(self.requires),
-            "wants": _units(self.wants + self.unordered_wants),
+            "wants": _units(self.wants),
             "after": _units(self.ordering()),
             "networks": list(self.networks),
             "address": self.address,
@@ -345,18 +343,14 @@ def _service_nodes(inp: StackInput) -> Dict[str, ServiceNode]:
         # Wants, not Requires: systemd propagates a restart along Requires=, and a Synapse
         # restart (a setting changed) must not restart the gateway, which only speaks HTTP to it.
         nodes[svc["corporal"]].wants.append(svc["synapse"])
-    if on["nginx_proxy"]:
-        # The proxy *wants* its upstreams (an upstream restart must not restart it: systemd
-        # propagates restarts along Requires=) and does not wait for them: every upstream has
-        # a fixed address in the proxy's /etc/hosts, so nginx loads its config whether they
-        # run or not, and never needs a reload to find one again. A restart of the whole
-        # stack restarts the proxy at once instead of after Synapse is ready (its downtime
-        # was the whole restart). nginx retries a request whose kept-alive connection died
-        # with a restarted upstream on a new connection.
-        proxy = nodes[svc["nginx_proxy"]]
-        for component in ("synapse", "corporal", "identity", "element"):
-            if on[component]:
-                proxy.unordered_wants.append(svc[component])
+    # The proxy has no dependency on its upstreams at all (the unit model orders a unit
+    # after what it wants): every upstream has a fixed address in the proxy's /etc/hosts, so
+    # nginx loads its config whether they run or not and never needs a reload to find one
+    # again. A restart of the whole stack restarts the proxy at once instead of after
+    # Synapse is ready (its downtime was the whole restart), and an upstream restart neither
+    # restarts nor reloads it. nginx retries a request whose kept-alive connection died with
+    # a restarted upstream on a new connection. Every unit is started by the playbooks and
+    # at boot (WantedBy=multi-user.target), so nothing needs the proxy to pull them in.
     return nodes
 
 

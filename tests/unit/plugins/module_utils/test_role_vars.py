@@ -54,7 +54,7 @@ def test_base_stack() -> None:
     assert rv["nginx_proxy_base_dir"] == "/opt/hearth-matrix/nginx-proxy"
     assert rv["synapse_requires"] == ["hearth-postgres.service"]
     assert rv["synapse_after"] == ["hearth-postgres.service"]
-    assert rv["nginx_proxy_wants"] == ["hearth-synapse.service"]
+    assert rv["nginx_proxy_wants"] == []
     assert rv["synapse_database_host"] == "hearth-postgres" and rv["synapse_database_port"] == 5432
     assert rv["synapse_database_password_file"] == secret("postgres_synapse_password")
     assert rv["postgres_password_file"] == secret("postgres_synapse_password")
@@ -139,7 +139,7 @@ def test_no_upstream_reloads_the_proxy_and_the_proxy_waits_for_none() -> None:
     rv = topology(dict(ALL_ON))["role_vars"]
     for role in COMPONENTS:
         assert rv["%s_reload_on_ready" % role] == [], role
-    assert rv["nginx_proxy_after"] == [] and len(rv["nginx_proxy_wants"]) == 4
+    assert rv["nginx_proxy_after"] == rv["nginx_proxy_wants"] == rv["nginx_proxy_requires"] == []
 
 
 def test_shared_secrets_component_is_a_valid_files_only_component() -> None:

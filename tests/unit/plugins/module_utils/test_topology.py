@@ -59,9 +59,9 @@ def test_minimal_stack() -> None:
     assert topo["matrix_hostname"] == "matrix.example.org"
     assert list(topo["services"]) == ["hearth-postgres", "hearth-synapse", "hearth-nginx-proxy"]
     assert topo["start_order"] == ["hearth-postgres", "hearth-nginx-proxy", "hearth-synapse"]
-    # The proxy wants Synapse but does not wait for it (fixed addresses in its /etc/hosts).
+    # The proxy neither needs nor waits for Synapse (fixed addresses in its /etc/hosts).
     proxy = topo["services"]["hearth-nginx-proxy"]
-    assert proxy["wants"] == ["hearth-synapse.service"] and proxy["after"] == [] and proxy["requires"] == []
+    assert proxy["wants"] == [] and proxy["after"] == [] and proxy["requires"] == []
     assert topo["synapse"]["public_baseurl"] == "https://matrix.example.org/"
     assert "server" not in topo["well_known"]
     assert topo["well_known"]["client"]["m.homeserver"] == {"base_url": "https://matrix.example.org"}
@@ -101,7 +101,6 @@ def test_corporal_on_routes_client_api_through_gateway() -> None:
     assert topo["synapse"]["shared_secret_auth"] is True
     order = topo["start_order"]
     assert order.index("hearth-synapse") < order.index("hearth-corporal")
-    assert "hearth-corporal.service" in topo["services"]["hearth-nginx-proxy"]["wants"]
     assert_topological(topo)
 
 
@@ -124,7 +123,7 @@ def test_identity_on_is_used_everywhere() -> None:
     assert topo["well_known"]["client"]["m.identity_server"] == {"base_url": url}
     assert topo["element"]["config"]["default_server_config"]["m.identity_server"] == {"base_url": url}
     assert topo["identity"]["port"] == 8090
-    assert "hearth-identity.service" in topo["services"]["hearth-nginx-proxy"]["wants"]
+    assert "hearth-identity.service" not in topo["services"]["hearth-nginx-proxy"]["wants"]
 
 
 @pytest.mark.parametrize("public, expected", [(None, "https://vector.im"), ("https://id.example.net/", "https://id.example.net")])
@@ -323,8 +322,7 @@ def test_full_stack_order_is_topological() -> None:
     assert_topological(topo)
     assert topo["start_order"][0] == "hearth-postgres"
     proxy = topo["services"]["hearth-nginx-proxy"]
-    assert proxy["after"] == [] and sorted(proxy["wants"]) == sorted(
-        "hearth-%s.service" % name for name in ("synapse", "identity", "corporal", "element"))
+    assert proxy["after"] == proxy["wants"] == proxy["requires"] == []
     # No unit reloads the proxy: no upstream address ever changes.
     assert all(service["reload_on_ready"] == [] for service in topo["services"].values())
 

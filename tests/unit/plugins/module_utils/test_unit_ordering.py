@@ -178,7 +178,9 @@ def test_graph_topology_order_reaches_systemd(tmp_path: Path, bin_dir: Path) -> 
     assert graph.starts_before("hearth-postgres.service", "hearth-synapse.service")
     assert graph.starts_before("hearth-mailer.service", "hearth-synapse.service")
     assert graph.starts_before("hearth-synapse.service", "hearth-corporal.service")
-    assert graph.starts_before("hearth-corporal.service", "hearth-nginx-proxy.service")
+    # The proxy waits for no upstream (their fixed addresses are in its /etc/hosts).
+    assert not graph.starts_before("hearth-synapse.service", "hearth-nginx-proxy.service")
+    assert not graph.starts_before("hearth-corporal.service", "hearth-nginx-proxy.service")
     synapse = parse_unit("hearth-synapse.service", (tmp_path / "units" / "hearth-synapse.service").read_text())
     assert "hearth-postgres.service" in synapse.values("Unit", "Requires")
     assert "hearth-mailer.service" in synapse.values("Unit", "Wants")
