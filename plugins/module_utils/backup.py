@@ -102,6 +102,20 @@ class Entry:
         return entry
 
 
+def finish(module: Any, what: str, step: Callable[[], Dict[str, Any]]) -> None:
+    """Run a module's step and exit with its result; a BackupError or OSError becomes one
+    failure line (shared by the backup and restore modules)."""
+    try:
+        result = step()
+    except BackupError as exc:
+        module.fail_json(msg=str(exc))
+        return
+    except OSError as exc:
+        module.fail_json(msg="%s failed: %s: %s" % (what, exc.filename or "", exc.strerror or exc))
+        return
+    module.exit_json(**result)
+
+
 def check_relative(path: str) -> str:
     """A manifest path: relative, normalised, never leaving its directory."""
     if path == ".":

@@ -190,13 +190,7 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    try:
-        result = run(module)
-    except bk.BackupError as exc:
-        module.fail_json(msg=str(exc))
-    except OSError as exc:
-        module.fail_json(msg="backup failed: %s: %s" % (exc.filename or "", exc.strerror or exc))
-    module.exit_json(**result)
+    bk.finish(module, "backup", lambda: run(module))
 
 
 if __name__ == "__main__":

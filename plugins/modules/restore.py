@@ -221,13 +221,7 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    try:
-        result = STEPS[module.params["step"]](module)
-    except bk.BackupError as exc:
-        module.fail_json(msg=str(exc))
-    except OSError as exc:
-        module.fail_json(msg="restore failed: %s: %s" % (exc.filename or "", exc.strerror or exc))
-    module.exit_json(**result)
+    bk.finish(module, "restore", lambda: STEPS[module.params["step"]](module))
 
 
 if __name__ == "__main__":

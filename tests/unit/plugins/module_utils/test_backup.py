@@ -10,6 +10,7 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import Any, Dict, List
 
 import pytest
 
@@ -180,3 +181,31 @@ def test_restore_refuses_directory_where_a_file_belongs(base: Path, tmp_path: Pa
     with pytest.raises(bk.BackupError, match="is a directory"):
         for placement in bk.plan_restore(str(dest), str(target), bk.manifest_entries(manifest)):
             bk.apply_placement(str(dest), str(target), placement)
+
+
+class _Module:
+    def __init__(self) -> None:
+        self.failed: List[str] = []
+        self.exited: List[Dict[str, Any]] = []
+
+    def fail_json(self, msg: str) -> None:
+        self.failed.append(msg)
+
+    def exit_json(self, **result: Any) -> None:
+        self.exited.append(result)
+
+
+def _raise(error: Exception) -> Dict[str, Any]:
+    raise error
+
+
+def test_finish_exits_with_the_result_or_fails_with_one_line() -> None:
+    module = _Module()
+    bk.finish(module, "backup", lambda: {"changed": True})
+    assert module.exited == [{"changed": True}] and module.failed == []
+    module = _Module()
+    bk.finish(module, "restore", lambda: _raise(bk.BackupError("hearth_restore_force is needed")))
+    assert module.failed == ["hearth_restore_force is needed"] and module.exited == []
+    module = _Module()
+    bk.finish(module, "backup", lambda: _raise(PermissionError(13, "Permission denied", "/var/backups/x")))
+    assert module.failed == ["backup failed: /var/backups/x: Permission denied"] and module.exited == []
