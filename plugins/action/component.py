@@ -27,6 +27,7 @@ from ansible_collections.hearth.matrix.plugins.module_utils.role_options import 
     check_port_clash,
     check_rules,
 )
+from ansible_collections.hearth.matrix.plugins.plugin_utils.variables import play_variable
 
 PLANNED_FACT = "hearth_planned_components"
 
@@ -36,11 +37,7 @@ class ActionModule(ActionBase):
     _VALID_ARGS = frozenset(("role", "spec", "checks", "components", "unit_dir"))
 
     def _variable(self, task_vars: Mapping[str, Any], name: str) -> Any:
-        """A variable of the play, templated (ansible-core 2.19 and older)."""
-        resolve = getattr(self._templar, "resolve_variable_expression", None)
-        if resolve is not None:
-            return resolve(name)
-        return self._templar.template(task_vars[name])
+        return play_variable(self._templar, task_vars, name)
 
     def _role_lookup(self, role: str, task_vars: Mapping[str, Any]) -> Dict[str, Any]:
         lookup: Dict[str, Any] = {}

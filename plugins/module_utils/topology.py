@@ -11,10 +11,9 @@ the values it needs.
 Rules (from the history of matrix-docker-ansible-deploy, where these couplings first
 appeared and were learnt the hard way):
 
-* corporal on: the client API goes through corporal's gateway; corporal wants (and starts
-  after) Synapse
-  and gets the homeserver address and both shared secrets; Synapse loads the
-  shared-secret-auth provider.
+* corporal on: the client API goes through corporal's gateway, which gets the homeserver
+  address and both shared secrets; Synapse loads the shared-secret-auth provider. Corporal
+  has no unit dependency on Synapse (see _service_nodes).
 * identity on: the proxy routes /_matrix/identity to it; Synapse, /.well-known/matrix/client
   and Element name it. Off: they name the configured public identity server, or none.
 * mailer on: Synapse's email goes through it; Synapse only *wants* it (mail being down
@@ -339,10 +338,13 @@ def _service_nodes(inp: StackInput) -> Dict[str, ServiceNode]:
             synapse.requires.append(svc["postgres"])
         if on["mailer"]:
             synapse.wants.append(svc["mailer"])
-    if on["corporal"]:
-        # Wants, not Requires: systemd propagates a restart along Requires=, and a Synapse
-        # restart (a setting changed) must not restart the gateway, which only speaks HTTP to it.
-        nodes[svc["corporal"]].wants.append(svc["synapse"])
+    # Corporal has no unit dependency on Synapse, like the proxy below: its gateway speaks
+    # HTTP to Synapse's fixed address and answers (with an error) while Synapse is down, and
+    # its reconciliation retries on its own interval (Reconciliation.RetryIntervalMilliseconds)
+    # until Synapse answers. With Wants=/After=, a whole-stack restart kept the gateway down
+    # until Synapse was ready again (its downtime was the whole restart), and Requires= would
+    # also restart it with every Synapse restart.
+
     # The proxy has no dependency on its upstreams at all (the unit model orders a unit
     # after what it wants): every upstream has a fixed address in the proxy's /etc/hosts, so
     # nginx loads its config whether they run or not and never needs a reload to find one

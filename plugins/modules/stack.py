@@ -42,34 +42,15 @@ options:
     description: Absolute directory under which every component keeps its files (C(hearth_base_dir)).
     type: str
     default: /opt/hearth-matrix
-  postgres_enabled:
-    description: Run PostgreSQL (C(hearth_postgres_enabled)). A boolean, or its text spelling (C(yes), C(false) ...).
-    type: raw
-    default: true
-  synapse_enabled:
-    description: Run Synapse (C(hearth_synapse_enabled)).
-    type: raw
-    default: true
-  nginx_proxy_enabled:
-    description: Run the nginx proxy (C(hearth_nginx_proxy_enabled)).
-    type: raw
-    default: true
-  mailer_enabled:
-    description: Run the mail relay (C(hearth_mailer_enabled)).
-    type: raw
-    default: false
-  identity_enabled:
-    description: Run the identity server (C(hearth_identity_enabled)).
-    type: raw
-    default: false
-  corporal_enabled:
-    description: Run matrix-corporal (C(hearth_corporal_enabled)); needs the proxy.
-    type: raw
-    default: false
-  element_enabled:
-    description: Run Element web (C(hearth_element_enabled)).
-    type: raw
-    default: false
+  enabled:
+    description:
+      - Which components run, as a mapping of component name to a boolean or its text
+        spelling (C(yes), C(false) ...), for example C({mailer: true, element: false}).
+      - Components are C(postgres), C(synapse), C(nginx_proxy) (on by default), C(mailer),
+        C(identity), C(corporal) and C(element) (off by default); C(corporal) needs the proxy.
+      - Without this option the action reads the play's variables C(hearth_<component>_enabled),
+        and errors name those variables.
+    type: dict
   public_identity_server:
     description: Identity server named when the identity component is off (C(hearth_public_identity_server)); empty for none.
     type: str
@@ -122,8 +103,12 @@ EXAMPLES = r"""
   hearth.matrix.stack:
     server_name: "{{ hearth_server_name | default(omit) }}"
     engine: "{{ hearth_engine | default(omit) }}"
-    mailer_enabled: "{{ hearth_mailer_enabled | default(omit) }}"
     mailer_sender: "{{ hearth_mailer_sender | default(omit) }}"
+
+- name: The same, with the components given here instead of hearth_<component>_enabled
+  hearth.matrix.stack:
+    server_name: example.org
+    enabled: {mailer: true, element: true}
 
 - name: Show the start order
   ansible.builtin.debug:

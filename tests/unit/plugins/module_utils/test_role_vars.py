@@ -78,7 +78,7 @@ def test_all_components_on() -> None:
         assert rv["%s_engine" % role] == "podman" and rv["%s_enabled" % role] is True
         assert rv["%s_base_dir" % role].startswith("/srv/matrix/")
     assert rv["common_base_dir"] == "/srv/matrix"
-    assert rv["corporal_requires"] == [] and rv["corporal_wants"] == ["hearth-synapse.service"]
+    assert rv["corporal_requires"] == [] and rv["corporal_wants"] == [] and rv["corporal_after"] == []
     assert rv["corporal_homeserver_api_endpoint"] == "http://hearth-synapse:8008"
     assert rv["corporal_homeserver_domain_name"] == "example.org" and rv["corporal_gateway_port"] == 41080
     # corporal and Synapse share both secrets.

@@ -97,7 +97,9 @@ def test_readiness_wait_uses_health_command() -> None:
     (post,) = directives(text, "ExecStartPost")
     assert post.startswith('/bin/sh -c "')
     # `$` is doubled for systemd, which turns `$$` back into `$` before sh sees it.
-    assert "$$((i+1))" in post and "[ $$i -ge 30 ]" in post
+    # 10 probes 0.2 s apart, then 1 s apart: 2 s + 28 s of sleeps = the 30 s asked for.
+    assert "$$((i+1))" in post and "[ $$i -ge 38 ]" in post and "not ready after 30s" in post
+    assert "if [ $$i -lt 10 ]; then sleep 0.2; else sleep 1; fi" in post
     assert "/usr/bin/docker exec hearth-synapse pg_isready -U synapse" in post
     assert directives(text, "TimeoutStartSec") == ["210"]
 

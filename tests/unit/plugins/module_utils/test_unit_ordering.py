@@ -177,8 +177,8 @@ def test_graph_topology_order_reaches_systemd(tmp_path: Path, bin_dir: Path) -> 
     graph = _graph(write_unit_dir(tmp_path, render_stack(ALL_COMPONENTS, "docker", bin_dir)))
     assert graph.starts_before("hearth-postgres.service", "hearth-synapse.service")
     assert graph.starts_before("hearth-mailer.service", "hearth-synapse.service")
-    assert graph.starts_before("hearth-synapse.service", "hearth-corporal.service")
-    # The proxy waits for no upstream (their fixed addresses are in its /etc/hosts).
+    # The gateways wait for no upstream (the fixed addresses are in their /etc/hosts).
+    assert not graph.starts_before("hearth-synapse.service", "hearth-corporal.service")
     assert not graph.starts_before("hearth-synapse.service", "hearth-nginx-proxy.service")
     assert not graph.starts_before("hearth-corporal.service", "hearth-nginx-proxy.service")
     synapse = parse_unit("hearth-synapse.service", (tmp_path / "units" / "hearth-synapse.service").read_text())
