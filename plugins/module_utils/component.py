@@ -166,6 +166,10 @@ class Component:
     networks: Tuple[Network, ...] = ()
     container: Optional[ContainerSpec] = None
     extra_fingerprint: str = ""
+    # Which deployment of which role this is ("<role>@<base dir>"): written into the unit, so
+    # a later run that gives the same instance another service name finds and removes the
+    # old unit and container instead of leaving them running beside the new ones.
+    instance: str = ""
 
 
 # --------------------------------------------------------------------------------------
@@ -367,8 +371,11 @@ def component_from_dict(raw: Mapping[str, Any]) -> Component:
     engine = raw.get("engine", "docker")
     if engine not in ("docker", "podman"):
         raise SpecError("engine", "must be docker or podman, got %r" % (engine,))
+    instance = _str(raw, "instance", "", default="")
+    if "\n" in instance:
+        raise SpecError("instance", "must be one line, got %r" % (instance,))
     if state == "absent":
-        return Component(name=name, state=state, engine=engine)
+        return Component(name=name, state=state, engine=engine, instance=instance)
     # Without a container, a component is files only (for example secrets the stack shares).
     container = container_spec_from_dict(name, _mapping(raw["container"], "container")) if raw.get("container") else None
     reload_on_ready = _list(raw, "reload_on_ready")
@@ -398,6 +405,7 @@ def component_from_dict(raw: Mapping[str, Any]) -> Component:
         networks=_networks(raw),
         container=container,
         extra_fingerprint=_str(raw, "fingerprint", "", default=""),
+        instance=instance,
     )
     _check_paths_unique(component)
     return component

@@ -162,6 +162,9 @@ def option_values(role: str, lookup: Mapping[str, Any], host_only: bool = False)
         raise RoleInputError(var("service_name"), "must be a unit/container name ([a-z0-9][a-z0-9_.-]*), got %r" % (name,))
     values["service_name"] = name
     if not values["enabled"]:
+        # Its instance (role and base dir) finds the unit to remove also after a rename.
+        if var("base_dir") in lookup:
+            values["base_dir"] = _path(var("base_dir"), get("base_dir"))
         return values
     image = get("image")
     if not isinstance(image, str) or not image or re.search(r"\s", image):
@@ -207,8 +210,9 @@ def build_component(role: str, lookup: Mapping[str, Any], spec: Optional[Mapping
     if spec and "container" not in spec:
         return _host_only_component(role, lookup, spec)
     values = option_values(role, lookup)
+    instance = "%s@%s" % (role, values["base_dir"]) if "base_dir" in values else ""
     if not values["enabled"]:
-        return {"name": values["service_name"], "state": "absent", "engine": values["engine"]}
+        return {"name": values["service_name"], "state": "absent", "engine": values["engine"], "instance": instance}
     container = dict(spec.pop("container", None) or {})
     for key in ("image", "user", "networks", "address", "hosts", "ports", "memory", "cpu_shares", "pids_limit",
                 "stop_timeout"):
@@ -241,6 +245,7 @@ def build_component(role: str, lookup: Mapping[str, Any], spec: Optional[Mapping
         "reload_on_ready": values["reload_on_ready"],
         "ready_timeout": values["ready_timeout"],
         "container": container,
+        "instance": instance,
     })
     try:
         component_from_dict(component)

@@ -16,11 +16,17 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ansible_collections.hearth.matrix.plugins.module_utils.component import Component, Network
 from ansible_collections.hearth.matrix.plugins.module_utils.host_state import Host, HostError, Report
-from ansible_collections.hearth.matrix.plugins.module_utils.unit import HostPaths, UnitSpec, render_unit
+from ansible_collections.hearth.matrix.plugins.module_utils.unit import (
+    INSTANCE_PREFIX,
+    MANAGED_MARKER,
+    HostPaths,
+    UnitSpec,
+    render_unit,
+)
 
 ENGINE_UNITS = {"docker": "docker.service", "podman": ""}
 RELOAD_LINE_PREFIX = "ExecStartPost=-"
@@ -200,6 +206,7 @@ def unit_text(facts: HostFacts, component: Component, image_id: str, report: Rep
         restart_sec=component.restart_sec,
         ready_timeout=component.ready_timeout,
         fingerprint="image=%s state=%s" % (image_id[:19], fingerprint),
+        instance=component.instance,
         reload_on_ready=component.reload_on_ready,
     )
     return render_unit(spec)
@@ -285,3 +292,32 @@ def remove_service(host: Host, facts: HostFacts, name: str, unit_path: str, repo
         os.unlink(unit_path)
         host.run_command([facts.engine_path, "rm", "--force", name])
     return True
+
+
+def units_of_instances(unit_dir: str, instances: Mapping[str, str]) -> List[Tuple[str, str, str]]:
+    """Our units (name, path, instance) that belong to one of ``instances`` (instance -> the service
+    name it has now) under another name: left behind when ``<role>_service_name`` changed.
+
+    Only units with our marker on the first line and an instance line are looked at; the
+    header is read, not the whole file.
+    """
+    found: List[Tuple[str, str, str]] = []
+    try:
+        entries = sorted(os.listdir(unit_dir))
+    except FileNotFoundError:
+        return found
+    for entry in entries:
+        if not entry.endswith(".service"):
+            continue
+        path = os.path.join(unit_dir, entry)
+        if os.path.islink(path) or not os.path.isfile(path):
+            continue
+        with open(path, "r", encoding="utf-8", errors="replace") as handle:
+            head = [handle.readline().rstrip("\n") for _ in range(2)]
+        if head[0] != MANAGED_MARKER or not head[1].startswith(INSTANCE_PREFIX):
+            continue
+        name = entry[:-len(".service")]
+        instance = head[1][len(INSTANCE_PREFIX):]
+        if instance in instances and instances[instance] != name:
+            found.append((name, path, instance))
+    return found

@@ -35,6 +35,8 @@ from ansible_collections.hearth.matrix.plugins.module_utils.container import (
 _UNIT_NAME_RE = re.compile(r"^[a-zA-Z0-9:_.@-]+\.(service|target|socket|mount|path|timer)$")
 _SAFE_ARG_RE = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
 MANAGED_MARKER = "# Managed by hearth.matrix (component); local edits are overwritten."
+# The unit's instance ("<role>@<base dir>", see component.Component.instance).
+INSTANCE_PREFIX = "# instance: "
 
 # Sandbox of the unit's own processes (the engine client, sh and the readiness loop), not of
 # the container: that one is hardened by its own flags (container.py).
@@ -107,6 +109,7 @@ class UnitSpec:
     restart_sec: int = 5
     ready_timeout: int = 120
     fingerprint: str = ""
+    instance: str = ""
     # Containers told to reload (SIGHUP) once this service is ready: a proxy that resolves
     # its upstreams when it loads its config then follows this service's new address.
     reload_on_ready: Tuple[str, ...] = ()
@@ -208,6 +211,8 @@ def render_unit(spec: UnitSpec) -> str:
     stop_grace = spec.container.stop_timeout
 
     lines = [MANAGED_MARKER]
+    if spec.instance:
+        lines.append(INSTANCE_PREFIX + spec.instance)
     if spec.fingerprint:
         # A change of configuration or image changes this line, hence the unit, hence a restart.
         lines.append("# fingerprint: %s" % spec.fingerprint)

@@ -25,6 +25,9 @@ description:
     that runs is left alone.
   - A component with C(state=absent) loses its unit and its container; its data
     directories stay.
+  - A component's C(instance) (the action plugin sets C(<role>@<base dir>)) is written into
+    its unit. A unit of the same instance under another name (the service was renamed) is
+    stopped and removed with its container before the services start; data stays.
   - A file may name a secret that lives on the host with the marker
     C(@@hearth-secret:/absolute/path@@) (filter M(hearth.matrix.secret_ref)); the module puts
     the secret's value there on the host, so the value never travels to the controller, and
@@ -68,7 +71,7 @@ options:
         (C(path/owner/group/mode/length/format)), C(files)
         (C(path/content|src/owner/group/mode/restart/secret)), C(links) (C(path/src)),
         C(tls) (C(ca_dir/tls_dir/domains/common_name/key_owner/key_group/cert_group/days/ca_days)),
-        C(container), C(fingerprint).
+        C(container), C(fingerprint), C(instance).
       - The container spec (C(container)) - V(image), V(user) (C(uid:gid)), V(root_reason),
         V(cap_add), V(read_only), V(tmpfs) (paths or C(path/size/mode) dicts), V(mounts)
         (C(source/target/read_only) dicts, absolute paths), V(networks) (first is primary),
@@ -187,6 +190,7 @@ from ansible_collections.hearth.matrix.plugins.module_utils.service_state import
     systemctl,
     unit_states,
     unit_text,
+    units_of_instances,
     write_unit,
 )
 from ansible_collections.hearth.matrix.plugins.module_utils.tls import ensure_self_signed
@@ -267,6 +271,21 @@ def _clear_pending(module: AnsibleModule, names: List[str]) -> None:
             os.unlink(path)
 
 
+def _remove_renamed(module: AnsibleModule, components: List[Component], reports: Dict[str, Report],
+                    facts_by_engine: Dict[str, HostFacts]) -> bool:
+    """Stop and remove the unit and container of every instance that has another service name
+    now (<role>_service_name changed); data stays. Before the new service starts: the two would
+    share the data directories, the fixed address and the published ports."""
+    current = {c.instance: c.name for c in components if c.instance}
+    by_name = {c.name: c for c in components}
+    removed = False
+    for old_name, old_path, instance in units_of_instances(module.params["unit_dir"], current):
+        component = by_name[current[instance]]
+        report = reports.setdefault(component.name, Report())
+        removed = remove_service(module, facts_by_engine[component.engine], old_name, old_path, report) or removed
+    return removed
+
+
 def converge(module: AnsibleModule, components: List[Component]) -> Dict[str, Any]:
     unit_dir = module.params["unit_dir"]
     facts_by_engine: Dict[str, HostFacts] = {}
@@ -289,13 +308,14 @@ def converge(module: AnsibleModule, components: List[Component]) -> Dict[str, An
                             reports.setdefault(component.name, Report()), caches[component.engine])
     present = [c for c in components if c.state == "started" and c.container is not None]
     any_facts = next(iter(facts_by_engine.values()))
+    renamed = _remove_renamed(module, components, reports, facts_by_engine)
     states = unit_states(module, any_facts, [c.name for c in present])
     reload_needed = False
     to_enable: List[str] = []
     to_start: List[str] = []
     to_restart: List[str] = []
     for component in present:
-        report = reports[component.name] = Report()
+        report = reports.setdefault(component.name, Report())
         unit_path = os.path.join(unit_dir, component.name + ".service")
         unit_changed, restart_needed = _converge_unit(module, facts_by_engine[component.engine], component, unit_path,
                                                       report, caches[component.engine])
@@ -324,11 +344,11 @@ def converge(module: AnsibleModule, components: List[Component]) -> Dict[str, An
     removed_any = False
     for component in components:
         if component.state == "absent":
-            report = reports[component.name] = Report()
+            report = reports.setdefault(component.name, Report())
             unit_path = os.path.join(unit_dir, component.name + ".service")
             removed_any = remove_service(module, facts_by_engine[component.engine], component.name, unit_path,
                                          report) or removed_any
-    if removed_any and not module.check_mode:
+    if (removed_any or renamed) and not module.check_mode:
         daemon_reload(module, any_facts)
     result: Dict[str, Any] = {
         "changed": any(report.changed for report in reports.values()),

@@ -44,8 +44,8 @@ options:
     default: /opt/hearth-matrix
   enabled:
     description:
-      - Which components run, as a mapping of component name to a boolean or its text
-        spelling (C(yes), C(false) ...), for example C({mailer: true, element: false}).
+      - "Which components run, as a mapping of component name to a boolean or its text
+        spelling (C(yes), C(false) ...), for example C({mailer: true, element: false})."
       - Components are C(postgres), C(synapse), C(nginx_proxy) (on by default), C(mailer),
         C(identity), C(corporal) and C(element) (off by default); C(corporal) needs the proxy.
       - Without this option the action reads the play's variables C(hearth_<component>_enabled),

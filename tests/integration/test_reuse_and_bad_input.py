@@ -329,8 +329,9 @@ def tunnel(fresh_target: BedTarget) -> Iterator[int]:
         proc.wait(timeout=10)
 
 
-def _own_playbook(target: BedTarget, password: str) -> Any:
-    return run_playbook(target.inventory, OWN_PLAYBOOK, {"my_engine": target.engine, "my_db_password": password})
+def _own_playbook(target: BedTarget, password: str, **extra: Any) -> Any:
+    return run_playbook(target.inventory, OWN_PLAYBOOK, dict({"my_engine": target.engine, "my_db_password": password},
+                                                             **extra))
 
 
 def test_two_roles_in_a_users_own_playbook(fresh_target: BedTarget, tunnel: int) -> None:
@@ -356,4 +357,16 @@ def test_two_roles_in_a_users_own_playbook(fresh_target: BedTarget, tunnel: int)
         return True
 
     wait_for(client_works, 60, 2, "client against Synapse through the tunnel")
+    assert result is not None and result.body in result.seen_by_second_session
+
+    # The user renames the service: the old unit and container go, the new one serves the
+    # same data (the user logs in again with the same password).
+    renamed = _own_playbook(fresh_target, password, synapse_service_name="my-synapse")
+    assert renamed.rc == 0, renamed.tail(80)
+    rc, units = fresh_target.sh("ls /etc/systemd/system/")
+    assert "hearth-synapse.service" not in units.split() and "my-synapse.service" in units.split(), units
+    _rc, containers = fresh_target.sh("%s ps -a --format '{{.Names}}'" % fresh_target.engine)
+    assert "hearth-synapse" not in containers.split() and "my-synapse" in containers.split(), containers
+    result = None
+    wait_for(client_works, 60, 2, "client against the renamed Synapse")
     assert result is not None and result.body in result.seen_by_second_session

@@ -211,7 +211,10 @@ def test_build_component_does_not_change_the_spec_it_is_given() -> None:
 
 def test_disabled_role_gives_an_absent_component() -> None:
     lookup = {"identity_enabled": False, "identity_engine": "podman", "identity_service_name": "hearth-identity"}
-    assert build_component("identity", lookup, None) == {"name": "hearth-identity", "state": "absent", "engine": "podman"}
+    assert build_component("identity", lookup, None) == {"name": "hearth-identity", "state": "absent", "engine": "podman",
+                                                         "instance": ""}
+    lookup["identity_base_dir"] = "/opt/hearth-matrix/identity"
+    assert build_component("identity", lookup, None)["instance"] == "identity@/opt/hearth-matrix/identity"
 
 
 @pytest.mark.parametrize("key", ["image", "user", "networks", "address", "hosts", "ports", "memory", "cpu_shares",

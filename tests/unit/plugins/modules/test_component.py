@@ -285,6 +285,51 @@ def test_absent_in_check_mode_keeps_the_unit(system: FakeSystem, tmp_path: Path,
     assert system.systemctl_calls() == [] and [DOCKER, "rm", "--force", "hearth-synapse"] not in system.calls
 
 
+# --- renamed service --------------------------------------------------------------------------
+
+def test_renamed_service_replaces_the_old_unit_and_container(system: FakeSystem, tmp_path: Path,
+                                                              unit_dir: Path) -> None:
+    first = service(tmp_path, instance="synapse@/srv/synapse")
+    system.run([first], unit_dir)
+    assert "# instance: synapse@/srv/synapse" in (unit_dir / "hearth-synapse.service").read_text().splitlines()[:3]
+    system.running("hearth-synapse")
+    # An instance of the same role elsewhere (another base dir) is left alone.
+    other = dict(service(tmp_path, name="other-synapse", instance="synapse@/srv/other"))
+    system.run([other], unit_dir)
+    system.running("other-synapse")
+    renamed = dict(first, name="matrix-synapse")
+    result = system.run([renamed], unit_dir)
+    assert result["changed"] is True, result
+    assert not (unit_dir / "hearth-synapse.service").exists()
+    assert (unit_dir / "matrix-synapse.service").exists() and (unit_dir / "other-synapse.service").exists()
+    assert [DOCKER, "rm", "--force", "hearth-synapse"] in system.calls
+    assert [DOCKER, "rm", "--force", "other-synapse"] not in system.calls
+    calls = system.systemctl_calls()
+    # The old one stops before the new one starts: they share data, address and ports.
+    assert calls.index([SYSTEMCTL, "disable", "--now", "hearth-synapse.service"]) \
+        < calls.index([SYSTEMCTL, "restart", "matrix-synapse.service"])
+    assert "service hearth-synapse: removed (unit and container; data kept)" in \
+        result["components"]["matrix-synapse"]["changes"]
+
+
+def test_renamed_service_in_check_mode_removes_nothing(system: FakeSystem, tmp_path: Path, unit_dir: Path) -> None:
+    first = service(tmp_path, instance="synapse@/srv/synapse")
+    system.run([first], unit_dir)
+    system.running("hearth-synapse")
+    result = system.run([dict(first, name="matrix-synapse")], unit_dir, check_mode=True)
+    assert result["changed"] is True
+    assert (unit_dir / "hearth-synapse.service").exists() and not (unit_dir / "matrix-synapse.service").exists()
+    assert system.systemctl_calls() == [] and [DOCKER, "rm", "--force", "hearth-synapse"] not in system.calls
+
+
+def test_unit_without_instance_line_is_never_taken_for_a_renamed_one(system: FakeSystem, tmp_path: Path,
+                                                                      unit_dir: Path) -> None:
+    (unit_dir / "hand-made.service").write_text("# instance: synapse@/srv/synapse\n[Service]\n")
+    system.run([service(tmp_path, instance="synapse@/srv/synapse")], unit_dir)
+    assert (unit_dir / "hand-made.service").exists()
+    assert [DOCKER, "rm", "--force", "hand-made"] not in system.calls
+
+
 # --- diff mode --------------------------------------------------------------------------------
 
 def test_diff_mode_lists_diffs_and_never_shows_a_secret(system: FakeSystem, tmp_path: Path, unit_dir: Path) -> None:
