@@ -313,7 +313,7 @@ def units_of_instances(unit_dir: str, instances: Mapping[str, str]) -> List[Tupl
         if os.path.islink(path) or not os.path.isfile(path):
             continue
         with open(path, "r", encoding="utf-8", errors="replace") as handle:
-            head = [handle.readline().rstrip("\n") for _ in range(2)]
+            head = [handle.readline().rstrip("\n"), handle.readline().rstrip("\n")]
         if head[0] != MANAGED_MARKER or not head[1].startswith(INSTANCE_PREFIX):
             continue
         name = entry[:-len(".service")]

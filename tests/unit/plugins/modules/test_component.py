@@ -288,7 +288,7 @@ def test_absent_in_check_mode_keeps_the_unit(system: FakeSystem, tmp_path: Path,
 # --- renamed service --------------------------------------------------------------------------
 
 def test_renamed_service_replaces_the_old_unit_and_container(system: FakeSystem, tmp_path: Path,
-                                                              unit_dir: Path) -> None:
+                                                             unit_dir: Path) -> None:
     first = service(tmp_path, instance="synapse@/srv/synapse")
     system.run([first], unit_dir)
     assert "# instance: synapse@/srv/synapse" in (unit_dir / "hearth-synapse.service").read_text().splitlines()[:3]
@@ -323,7 +323,7 @@ def test_renamed_service_in_check_mode_removes_nothing(system: FakeSystem, tmp_p
 
 
 def test_unit_without_instance_line_is_never_taken_for_a_renamed_one(system: FakeSystem, tmp_path: Path,
-                                                                      unit_dir: Path) -> None:
+                                                                     unit_dir: Path) -> None:
     (unit_dir / "hand-made.service").write_text("# instance: synapse@/srv/synapse\n[Service]\n")
     system.run([service(tmp_path, instance="synapse@/srv/synapse")], unit_dir)
     assert (unit_dir / "hand-made.service").exists()
