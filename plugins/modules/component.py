@@ -71,7 +71,14 @@ options:
         (C(path/owner/group/mode/length/format)), C(files)
         (C(path/content|src/owner/group/mode/restart/secret)), C(links) (C(path/src)),
         C(tls) (C(ca_dir/tls_dir/domains/common_name/key_owner/key_group/cert_group/days/ca_days)),
-        C(container), C(fingerprint), C(instance).
+        C(container), C(fingerprint), C(instance), C(image_check) (C(kind/variable/config/python)).
+      - C(image_check) with C(kind=synapse_schema) - before anything changes, when the image
+        differs from the one the component's unit was written for, the new image runs once
+        (C(<engine> run --rm), the component's user, networks and host entries, every mount
+        read-only, no ports or fixed address) to read Synapse's C(SCHEMA_VERSION) and the
+        database's C(schema_compat_version) (from the config file C(config)); the run fails,
+        naming C(variable), when Synapse would refuse the database (compat version above the
+        image's schema version) or the database cannot be read. Also in check mode.
       - The container spec (C(container)) - V(image), V(user) (C(uid:gid)), V(root_reason),
         V(cap_add), V(read_only), V(tmpfs) (paths or C(path/size/mode) dicts), V(mounts)
         (C(source/target/read_only) dicts, absolute paths), V(networks) (first is primary),
