@@ -86,7 +86,7 @@ def test_synapse_upgrade_keeps_everything_and_a_too_old_image_is_refused(bed_ima
         keys = _server_keys(stack)
 
         # 2. Upgrade: the current image; Synapse migrates its schema on start.
-        upgrade = stack.converge()
+        upgrade = stack.converge(_images(CURRENT_IMAGE))
         assert upgrade.rc == 0 and upgrade.failed == 0, upgrade.tail(60)
         wait_for(lambda: _synapse_version(stack) == CURRENT_VERSION, 120, 2, "Synapse %s after the upgrade" % CURRENT_VERSION)
         with LoopbackNames(NAMES):

@@ -61,8 +61,9 @@ def test_image_check_parsed_and_defaults() -> None:
     assert image_check_from_dict(None) is None and image_check_from_dict({}) is None
     parsed = image_check_from_dict({"kind": "synapse_schema", "variable": "synapse_image", "config": "/c/h.yaml"})
     assert parsed == ImageCheck("synapse_schema", "synapse_image", "/c/h.yaml", "python")
-    component = component_from_dict({"name": "hearth-synapse", "container": {"image": "i", "user": "991:991"},
-                                      "image_check": {"kind": "synapse_schema", "variable": "v", "config": "/c"}})
+    raw = {"name": "hearth-synapse", "container": {"image": "i", "user": "991:991"},
+           "image_check": {"kind": "synapse_schema", "variable": "v", "config": "/c"}}
+    component = component_from_dict(raw)
     assert component.image_check == ImageCheck("synapse_schema", "v", "/c")
 
 
