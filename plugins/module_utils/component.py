@@ -26,6 +26,7 @@ from ansible_collections.hearth.matrix.plugins.module_utils.container import (
     SpecError,
     container_spec_from_dict,
 )
+from ansible_collections.hearth.matrix.plugins.module_utils.image_check import ImageCheck, image_check_from_dict
 from ansible_collections.hearth.matrix.plugins.module_utils.unit import check_unit_names
 
 STATES = ("started", "absent")
@@ -170,6 +171,8 @@ class Component:
     # a later run that gives the same instance another service name finds and removes the
     # old unit and container instead of leaving them running beside the new ones.
     instance: str = ""
+    # Probed in a new image before it replaces the running one (module_utils/image_check.py).
+    image_check: Optional[ImageCheck] = None
 
 
 # --------------------------------------------------------------------------------------
@@ -406,6 +409,7 @@ def component_from_dict(raw: Mapping[str, Any]) -> Component:
         container=container,
         extra_fingerprint=_str(raw, "fingerprint", "", default=""),
         instance=instance,
+        image_check=image_check_from_dict(raw.get("image_check")),
     )
     _check_paths_unique(component)
     return component

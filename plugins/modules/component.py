@@ -71,7 +71,14 @@ options:
         (C(path/owner/group/mode/length/format)), C(files)
         (C(path/content|src/owner/group/mode/restart/secret)), C(links) (C(path/src)),
         C(tls) (C(ca_dir/tls_dir/domains/common_name/key_owner/key_group/cert_group/days/ca_days)),
-        C(container), C(fingerprint), C(instance).
+        C(container), C(fingerprint), C(instance), C(image_check) (C(kind/variable/config/python)).
+      - C(image_check) with C(kind=synapse_schema) - before anything changes, when the image
+        differs from the one the component's unit was written for, the new image runs once
+        (C(<engine> run --rm), the component's user, networks and host entries, every mount
+        read-only, no ports or fixed address) to read Synapse's C(SCHEMA_VERSION) and the
+        database's C(schema_compat_version) (from the config file C(config)); the run fails,
+        naming C(variable), when Synapse would refuse the database (compat version above the
+        image's schema version) or the database cannot be read. Also in check mode.
       - The container spec (C(container)) - V(image), V(user) (C(uid:gid)), V(root_reason),
         V(cap_add), V(read_only), V(tmpfs) (paths or C(path/size/mode) dicts), V(mounts)
         (C(source/target/read_only) dicts, absolute paths), V(networks) (first is primary),
@@ -166,6 +173,7 @@ from typing import Any, Dict, List, Tuple
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.hearth.matrix.plugins.module_utils.component import Component, components_from_list
 from ansible_collections.hearth.matrix.plugins.module_utils.container import SpecError
+from ansible_collections.hearth.matrix.plugins.module_utils.image_check import image_changes, run_image_check
 from ansible_collections.hearth.matrix.plugins.module_utils.host_state import (
     HostError,
     check_sources,
@@ -252,6 +260,26 @@ def _converge_unit(module: AnsibleModule, facts: HostFacts, component: Component
     return True, restart_relevant(before) != restart_relevant(text)
 
 
+def _check_images(module: AnsibleModule, components: List[Component], facts_by_engine: Dict[str, HostFacts],
+                  caches: Dict[str, EngineCache], reports: Dict[str, Report], unit_dir: str) -> None:
+    """Before anything changes: a component whose image changes must accept the new image
+    (image_check). A run that keeps every image reads only the units it reads anyway."""
+    for component in components:
+        check, spec = component.image_check, component.container
+        if component.state != "started" or check is None or spec is None:
+            continue
+        facts, cache = facts_by_engine[component.engine], caches[component.engine]
+        image_id = ensure_image(module, facts, component, reports.setdefault(component.name, Report()), cache)
+        if image_id.startswith("("):
+            continue   # check mode, image not pulled yet: nothing to probe
+        cache.image_ids[component.image] = image_id
+        if not image_changes(read_text(os.path.join(unit_dir, component.name + ".service")), image_id):
+            continue
+        refusal = run_image_check(module, component.engine, facts.engine_path, spec, check, image_id)
+        if refusal is not None:
+            raise HostError(check.variable, refusal[len(check.variable) + 2:])
+
+
 def _mark_pending(module: AnsibleModule, names: List[str]) -> None:
     """Record due restarts before systemd sees the new units (removed once they happened)."""
     if module.check_mode or not names:
@@ -301,6 +329,7 @@ def converge(module: AnsibleModule, components: List[Component]) -> Dict[str, An
                  [n.name for c in mine for n in c.networks]
                  + [n for c in mine if c.container is not None and c.create_networks for n in c.container.networks],
                  caches[engine])
+    _check_images(module, components, facts_by_engine, caches, reports, unit_dir)
     for component in components:
         if component.state == "started" and component.container is None:
             # Files only (e.g. the secrets several services share): before any service.

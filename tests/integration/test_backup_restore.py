@@ -10,6 +10,11 @@ target; then a matrix-nio client logs in with the old password, reads the messag
 downloads the file, and the key server shows the same key. Finally a backup of another server
 (the same backup with a forged signing key and server name) is refused on the restored host,
 which is left exactly as it was.
+
+The backup is taken while a client keeps sending messages (a thread with its own event loop):
+every message whose send was acknowledged before the backup playbook started must be in the
+restored database, and the restored Synapse starts on it (the restore converges and the
+client logs in).
 """
 
 from __future__ import annotations
@@ -23,18 +28,23 @@ import os
 import shutil
 import ssl
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
-from nio import AsyncClient, DownloadResponse, LoginResponse, RoomCreateResponse, RoomMessagesResponse, RoomSendResponse, UploadResponse
+from nio import (AsyncClient, DownloadResponse, LoginResponse, RoomCreateResponse, RoomMessagesResponse, RoomSendError, RoomSendResponse,
+                 UploadResponse)
 
 from conftest import BASE_VARS, MATRIX_HOSTNAME, SERVER_NAME, Stack, converged_stack, target_factory
 from harness import CA_ON_TARGET, LoopbackNames, failure_messages, https_get, ssl_context, wait_for
 
 NAMES = [MATRIX_HOSTNAME, SERVER_NAME]
+# The busy writer sends as fast as the server answers (Synapse's default lets a user send one
+# message every 5 s after a burst of 10); the restore is given the same variables.
+BUSY_VARS = {"synapse_extra_config": {"rc_message": {"per_second": 50, "burst_count": 500}}}
 BACKUP_ROOT = "/var/backups/hearth-matrix"
 # Besides the backup's own copy on the host: what must be the same after a refused restore.
 STATE_DIGEST = ("cd /opt/hearth-matrix && find . -path ./postgres/data -prune -o -type f -printf '%p %m %U:%G\\n' | sort; "
@@ -77,6 +87,16 @@ async def _populate(base_url: str, user: str, password: str, context: ssl.SSLCon
         await client.close()
 
 
+async def _create_room(base_url: str, user: str, password: str, context: ssl.SSLContext) -> str:
+    client = await _login(base_url, user, password, context, "hearth-backup-room-maker")
+    try:
+        created = await client.room_create(name="busy during the backup")
+        assert isinstance(created, RoomCreateResponse), created
+        return str(created.room_id)
+    finally:
+        await client.close()
+
+
 async def _read_back(base_url: str, user: str, password: str, context: ssl.SSLContext, room_id: str, mxc: str) -> Tuple[List[str], bytes]:
     client = await _login(base_url, user, password, context, "hearth-backup-reader-%s" % uuid.uuid4().hex[:6])
     try:
@@ -86,6 +106,62 @@ async def _read_back(base_url: str, user: str, password: str, context: ssl.SSLCo
         downloaded = await client.download(mxc=mxc)
         assert isinstance(downloaded, DownloadResponse), downloaded
         return [getattr(event, "body", "") for event in messages.chunk if hasattr(event, "body")], bytes(downloaded.body)
+    finally:
+        await client.close()
+
+
+class Writer:
+    """Keeps sending messages to one room from a thread; records each acknowledged one with the
+    monotonic time its acknowledgement arrived."""
+
+    def __init__(self, base_url: str, user: str, password: str, context: ssl.SSLContext, room_id: str) -> None:
+        self.args = (base_url, user, password, context)
+        self.room_id = room_id
+        self.acked: List[Tuple[float, str]] = []
+        self.errors: List[str] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    async def _run(self) -> None:
+        client = await _login(*self.args, device="hearth-backup-busy-writer")
+        try:
+            number = 0
+            while not self.stop.is_set():
+                body = "busy %04d %s" % (number, uuid.uuid4().hex[:8])
+                sent = await client.room_send(self.room_id, "m.room.message", {"msgtype": "m.text", "body": body})
+                if isinstance(sent, RoomSendResponse):
+                    self.acked.append((time.monotonic(), body))
+                    number += 1
+                elif isinstance(sent, RoomSendError) and sent.retry_after_ms:
+                    await asyncio.sleep(sent.retry_after_ms / 1000)
+                else:
+                    self.errors.append(repr(sent))
+                await asyncio.sleep(0.05)
+        finally:
+            await client.close()
+
+    def acked_before(self, moment: float) -> List[str]:
+        return [body for at, body in list(self.acked) if at < moment]
+
+    def finish(self) -> None:
+        self.stop.set()
+        self.thread.join(30)
+
+
+async def _room_bodies(base_url: str, user: str, password: str, context: ssl.SSLContext, room_id: str) -> List[str]:
+    """Every text message of a room, paging back from the newest."""
+    client = await _login(base_url, user, password, context, "hearth-backup-counter-%s" % uuid.uuid4().hex[:6])
+    try:
+        await client.sync(timeout=3000, full_state=True)
+        bodies: List[str] = []
+        start = client.next_batch or ""
+        while True:
+            page = await client.room_messages(room_id, start=start, limit=500)
+            assert isinstance(page, RoomMessagesResponse), page
+            bodies += [getattr(event, "body", "") for event in page.chunk if hasattr(event, "body")]
+            if not page.chunk or not page.end or page.end == start:
+                return bodies
+            start = page.end
     finally:
         await client.close()
 
@@ -125,15 +201,28 @@ def test_backup_restore_onto_a_fresh_target(engine: str, bed_images: Dict[str, A
     # 1. The base stack on a first target, with a message and a file.
     with target_factory(engine, "backup") as first:
         started = time.monotonic()
-        stack = converged_stack(first)
+        stack = converged_stack(first, BUSY_VARS)
         assert stack.register(user, password).rc == 0
         with LoopbackNames(NAMES):
             before = asyncio.run(_populate(stack.base_url, user_id, password, ssl_context(stack.ca_file), media))
         keys_before = _server_keys(stack)
         timings["deploy"] = time.monotonic() - started
 
-        run = stack.converge({"hearth_backup_fetch_dir": str(fetched), "hearth_backup_keep": 3, "hearth_backup_timer": True},
-                             playbook="backup.yml")
+        # The backup runs while a client keeps sending messages.
+        with LoopbackNames(NAMES):
+            busy_room = asyncio.run(_create_room(stack.base_url, user_id, password, ssl_context(stack.ca_file)))
+            writer = Writer(stack.base_url, user_id, password, ssl_context(stack.ca_file), busy_room)
+            writer.thread.start()
+            try:
+                wait_for(lambda: len(writer.acked) >= 3 or bool(writer.errors), 60, 0.5, "the busy writer's first messages")
+                backup_began = time.monotonic()
+                run = stack.converge({"hearth_backup_fetch_dir": str(fetched), "hearth_backup_keep": 3, "hearth_backup_timer": True},
+                                     playbook="backup.yml")
+            finally:
+                writer.finish()
+        assert not writer.errors, writer.errors
+        acked_before = writer.acked_before(backup_began)
+        assert len(writer.acked) > len(acked_before) >= 3, (len(acked_before), len(writer.acked))
         assert run.rc == 0, run.tail(60)
         timings["backup"] = run.seconds
         assert password not in run.output
@@ -169,7 +258,7 @@ def test_backup_restore_onto_a_fresh_target(engine: str, bed_images: Dict[str, A
 
     # 3. A fresh target: restore, then the same server is back.
     with target_factory(engine, "restore") as second:
-        extra = dict(BASE_VARS, hearth_engine=engine)
+        extra = dict(BASE_VARS, hearth_engine=engine, **BUSY_VARS)
         restored = Stack(bed=second, extra_vars=extra, ca_file=second.workdir / "ca.crt")
         run = restored.converge({"hearth_restore_src": str(backup)}, playbook="restore.yml")
         assert run.rc == 0, run.tail(80)
@@ -190,6 +279,13 @@ def test_backup_restore_onto_a_fresh_target(engine: str, bed_images: Dict[str, A
         assert before["body"] in bodies
         assert downloaded == media
         assert _server_keys(restored) == keys_before
+        with LoopbackNames(NAMES):
+            restored_bodies = set(asyncio.run(_room_bodies(restored.base_url, user_id, password, ssl_context(restored.ca_file),
+                                                           busy_room)))
+        missing = [body for body in acked_before if body not in restored_bodies]
+        assert not missing, "acknowledged before the backup began, missing after the restore: %s" % missing
+        print("busy writer: %d messages acknowledged before the backup began, %d in all, %d restored"
+              % (len(acked_before), len(writer.acked), len(restored_bodies & {body for _at, body in writer.acked})))
 
         # A second site run on the restored host changes nothing: nothing was regenerated.
         again = restored.converge()

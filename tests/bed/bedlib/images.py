@@ -5,6 +5,8 @@ Every image gets two tags:
   localhost/hearth/<name>:<stable tag>        what roles, tests and child recipes refer to
 The recipe hash covers every file of the recipe directory plus the id of the parent
 image, so changing a recipe or rebuilding the base rebuilds exactly what depends on it.
+A recipe may borrow another recipe's Containerfile (its own directory is then the build
+context, e.g. only a requirements.txt); that Containerfile is part of its hash.
 """
 from __future__ import annotations
 
@@ -23,6 +25,9 @@ HASH_LABEL = "hearth.bed.recipe-hash"
 BASE = "base"
 TARGET = "target"
 COMPONENTS = ("synapse", "postgres", "nginx", "exim", "sydent", "gateway-standin")
+# The previous minor Synapse (the upgrade test's starting point): built from the synapse
+# recipe's Containerfile with its own requirements.txt; loaded only into targets that ask.
+SYNAPSE_PREVIOUS = "synapse-previous"
 # Two builds at a time: the bed machines have 2 cores and builds are mostly downloads.
 PARALLEL_BUILDS = int(os.environ.get("HEARTH_BED_PARALLEL", "2"))
 
@@ -34,6 +39,7 @@ class Image:
     recipe: str        # directory under tests/bed/images
     repo: str          # image name below localhost/hearth/
     stable_tag: str
+    containerfile_from: str = ""   # another recipe whose Containerfile builds this one
 
     @property
     def ref(self) -> str:
@@ -48,6 +54,7 @@ IMAGES: dict[str, Image] = {
     BASE: Image(BASE, "debian", "bookworm"),
     TARGET: Image(TARGET, "target", "test"),
     **{name: Image(name, name, "test") for name in COMPONENTS},
+    SYNAPSE_PREVIOUS: Image(SYNAPSE_PREVIOUS, SYNAPSE_PREVIOUS, "test", containerfile_from="synapse"),
 }
 
 
@@ -60,12 +67,15 @@ class BuildResult:
     seconds: float
 
 
-def recipe_hash(recipe: str, parent_id: str = "") -> str:
-    """sha256 of the recipe directory (paths, exec bits, contents) and the parent id."""
+def recipe_hash(recipe: str, parent_id: str = "", containerfile_from: str = "") -> str:
+    """sha256 of the recipe directory (paths, exec bits, contents), the borrowed
+    Containerfile if any, and the parent id."""
     digest = hashlib.sha256(parent_id.encode())
     root = RECIPES / recipe
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        rel = path.relative_to(root).as_posix()
+    files = [(path.relative_to(root).as_posix(), path) for path in sorted(p for p in root.rglob("*") if p.is_file())]
+    if containerfile_from:
+        files.append((f"<{containerfile_from}>/Containerfile", RECIPES / containerfile_from / "Containerfile"))
+    for rel, path in files:
         executable = "x" if os.access(path, os.X_OK) else "-"
         digest.update(f"\0{rel}\0{executable}\0".encode())
         digest.update(path.read_bytes())
@@ -122,7 +132,9 @@ def _build_containerfile(image: Image, h: str, base_ref: str) -> None:
 
 
 def _podman_build(image: Image, h: str, base_ref: str) -> None:
-    run([PODMAN, "build", "--layers", "--pull=never",
+    borrowed = (["--file", str(RECIPES / image.containerfile_from / "Containerfile")]
+                if image.containerfile_from else [])
+    run([PODMAN, "build", "--layers", "--pull=never", *borrowed,
          "--build-arg", f"BASE={base_ref}",
          "--secret", f"id=hostca,src={host_ca_bundle()}",
          "--label", f"{HASH_LABEL}={h}",
@@ -143,7 +155,7 @@ def _drop_old_builds(image: Image, keep: str) -> None:
 
 def _ensure(name: str, parent_id: str, base_ref: str) -> BuildResult:
     image = IMAGES[name]
-    h = recipe_hash(image.recipe, parent_id)
+    h = recipe_hash(image.recipe, parent_id, image.containerfile_from)
     start = time.monotonic()
     built = image_id(image.hash_ref(h)) is None
     if built:
