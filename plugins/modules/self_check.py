@@ -105,7 +105,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 report:
-  description: One line per check (C(ok|WARN|FAIL <check>: <what> -> fix: <how>)), then a summary line.
+  description: "One line per check (C(ok|WARN|FAIL <check>: <what> -> fix: <how>)), then a summary line."
   returned: always
   type: list
   elements: str
