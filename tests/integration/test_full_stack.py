@@ -25,7 +25,6 @@ Stand-ins, said plainly:
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 import time
@@ -393,7 +392,17 @@ def _self_check(full: FullStack) -> Tuple[PlaybookRun, List[str]]:
 
 
 def _report(run: PlaybookRun) -> str:
-    return "\n".join(line for line in run.output.splitlines() if re.search(r"(ok  |WARN|FAIL) [a-z]", line))
+    """The report the playbook printed (the debug task's YAML result, which wraps long lines)."""
+    lines = run.output.splitlines()
+    task = next(i for i, line in enumerate(lines) if line.startswith("TASK [Report]"))
+    start = next(i for i in range(task, len(lines)) if lines[i].startswith("ok: ["))
+    block: List[str] = []
+    for line in lines[start + 1:]:
+        if not line.strip():
+            break
+        block.append(line)
+    printed = yaml.safe_load("\n".join(block))
+    return "\n".join(printed["hearth__self_check.report"])
 
 
 def test_self_check_green_on_the_healthy_stack(full: FullStack) -> None:
