@@ -227,9 +227,9 @@ def check_certificate(where: Endpoint, answer: TlsAnswer, now: float, warn_days:
 
 def check_upstream(route: str, upstream: str, where: Endpoint, path: str, answer: HttpAnswer) -> Result:
     """The proxy reaches ``upstream``: any answer but a connection error or 502-504 from nginx."""
-    name = "proxy reaches %s" % upstream
-    url = "https://%s%s" % (where, path)
     service = _host_of(upstream)
+    name = "proxy reaches %s" % upstream.split("://", 1)[-1]
+    url = "https://%s%s" % (where, path)
     if answer.error or answer.status in _UPSTREAM_DOWN:
         return Result(name, FAIL, "%s (%s): %s" % (url, route, answer.error or "HTTP %d" % answer.status),
                       "start %s (systemctl status %s.service; journalctl -u %s.service) and check that the proxy "

@@ -414,8 +414,8 @@ def test_self_check_green_on_the_healthy_stack(full: FullStack) -> None:
     expected = ["client API versions", "well-known client", "well-known server", "federation keys",
                 "federation version", "certificate %s:443" % MATRIX_HOSTNAME, "certificate %s:443" % SERVER_NAME,
                 "certificate %s:8448" % MATRIX_HOSTNAME, "certificate %s:443" % ELEMENT_HOSTNAME,
-                "proxy reaches http://hearth-corporal:41080", "proxy reaches http://hearth-synapse:8008",
-                "proxy reaches http://hearth-identity:8090", "proxy reaches http://hearth-element:8080"]
+                "proxy reaches hearth-corporal:41080", "proxy reaches hearth-synapse:8008",
+                "proxy reaches hearth-identity:8090", "proxy reaches hearth-element:8080"]
     expected += ["service %s" % name for name in SERVICES.values()]
     for name in expected:
         assert "ok   %s:" % name in report, "%s missing:\n%s" % (name, report)

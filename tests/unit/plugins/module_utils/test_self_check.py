@@ -106,7 +106,7 @@ def test_certificate_verdicts() -> None:
 ])
 def test_upstream_is_down_only_on_gateway_errors(answer: sc.HttpAnswer, status: str) -> None:
     result = sc.check_upstream("client API", "http://hearth-synapse:8008", MATRIX, "/_matrix/client/versions", answer)
-    assert result.status == status and result.name == "proxy reaches http://hearth-synapse:8008"
+    assert result.status == status and result.name == "proxy reaches hearth-synapse:8008"
     if status == sc.FAIL:
         assert "systemctl status hearth-synapse.service" in result.fix
 
@@ -190,7 +190,7 @@ def test_run_checks_healthy_then_broken() -> None:
     assert names == ["client API versions", "well-known client", "well-known server", "federation keys",
                      "federation version", "certificate matrix.example.org:443", "certificate example.org:443",
                      "certificate matrix.example.org:8448", "certificate element.example.org:443",
-                     "proxy reaches http://hearth-synapse:8008", "proxy reaches http://hearth-element:8080"]
+                     "proxy reaches hearth-synapse:8008", "proxy reaches hearth-element:8080"]
     assert ("matrix.example.org:8448", "/_matrix/key/v2/server") in stack.fetched
 
     stack.broken.append("/.well-known/matrix/server")
