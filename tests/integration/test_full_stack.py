@@ -28,6 +28,7 @@ import json
 import shutil
 import subprocess
 import time
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,7 @@ from conftest import (ADMIN_PASSWORD, ADMIN_USER, ENGINES, MATRIX_HOSTNAME, SERV
 from full_stack_client import (header, https_json, message_texts, password_login, shared_secret_login,
                                shared_secret_token)
 from harness import (FULL_STACK_VARS, PUBLIC_IDENTITY, REPO_ROOT, SMTP_SINK_DIR_ON_TARGET, SMTP_SINK_NAME, SMTP_SINK_SCRIPT,
-                     SMTP_SINK_STORE, SMTP_SINK_VARS, LoopbackNames, PlaybookRun, failure_messages, https_get, quote,
+                     SMTP_SINK_STORE, SMTP_SINK_VARS, LoopbackNames, PlaybookRun, failure_messages, http_get_no_redirect, https_get, quote,
                      smtp_sink_run_args, ssl_context, wait_for)
 from matrix_client import round_trip
 
@@ -374,6 +375,33 @@ def test_testssl_tls12_plus_no_vulnerability_hsts(full: FullStack, tmp_path: Pat
         assert vulnerability in findings, "testssl.sh did not rate %s:\n%s" % (vulnerability, summary)
         assert findings[vulnerability]["severity"] in ("OK", "INFO"), summary
     assert findings["HSTS_time"]["severity"] == "OK" and "31536000" in findings["HSTS_time"]["finding"], summary
+
+
+def test_port_80_serves_acme_challenges_and_redirects_the_rest(full: FullStack) -> None:
+    """HTTP: a token put in the ACME webroot is served as it is (what an HTTP-01 challenge
+    needs); everything else, on every name, is a redirect to HTTPS. HSTS on the matrix
+    hostname only."""
+    token = "hearth-test-%s" % uuid.uuid4().hex
+    challenge_dir = PROXY_DIR + "/acme/.well-known/acme-challenge"
+    full.bed.sh("printf %%s %s.thumbprint > %s/%s && chmod 0644 %s/%s" % (token, challenge_dir, token, challenge_dir, token))
+    port = full.bed.port(80)
+    try:
+        request = urllib.request.Request("http://127.0.0.1:%d/.well-known/acme-challenge/%s" % (port, token),
+                                         headers={"Host": MATRIX_HOSTNAME})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200 and response.read() == ("%s.thumbprint" % token).encode()
+    finally:
+        full.bed.sh("rm -f %s/%s" % (challenge_dir, token))
+    status, headers = http_get_no_redirect("http://127.0.0.1:%d/.well-known/acme-challenge/%s" % (port, token))
+    assert status == 404, status
+    for path in ("/", "/.well-known/matrix/server", "/_matrix/client/versions"):
+        status, headers = http_get_no_redirect("http://127.0.0.1:%d%s" % (port, path))
+        assert status == 301 and headers["location"].startswith("https://"), (path, status, headers)
+    with LoopbackNames(NAMES):
+        _s, matrix_headers, _b = https_get(full.url(MATRIX_HOSTNAME, "/.well-known/matrix/client"), full.stack.ca_file)
+        _s, apex_headers, _b = https_get(full.url(SERVER_NAME, "/.well-known/matrix/client"), full.stack.ca_file)
+    assert matrix_headers.get("strict-transport-security") == "max-age=31536000", matrix_headers
+    assert "strict-transport-security" not in apex_headers, apex_headers
 
 
 def _self_check(full: FullStack) -> Tuple[PlaybookRun, List[str]]:
