@@ -406,16 +406,19 @@ def test_port_80_serves_acme_challenges_and_redirects_the_rest(full: FullStack) 
 
 def _self_check(full: FullStack) -> Tuple[PlaybookRun, List[str]]:
     """hearth.matrix.self_check from the controller, reaching the target's loopback ports
-    under the real names; returns the run and the failed checks it named."""
+    under the real names; returns the run and the failed checks of its report, each of
+    which the play's failure message must name."""
     run = full.stack.converge({
         "hearth_self_check_connect_address": "127.0.0.1",
         "hearth_self_check_port_map": {443: full.bed.port(443), 8448: full.bed.port(8448)},
         "hearth_self_check_ca_file": str(full.stack.ca_file),
     }, playbook="self_check.yml")
-    failed: List[str] = []
-    for message in failure_messages(run.output):
-        if message.startswith("Self-check failed: "):
-            failed = message[len("Self-check failed: "):].split(" (see the report")[0].split("; ")
+    failed = [line[len("FAIL "):].split(": ", 1)[0] for line in _report(run).splitlines() if line.startswith("FAIL ")]
+    if failed:
+        message = " ".join(" ".join(failure_messages(run.output)).split())
+        assert "Self-check failed: " in message, run.tail(40)
+        for name in failed:
+            assert name in message, "%s is not named in the failure: %s" % (name, message)
     return run, failed
 
 
