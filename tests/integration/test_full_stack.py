@@ -25,21 +25,26 @@ Stand-ins, said plainly:
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import time
+import urllib.request
 import uuid
 from dataclasses import dataclass
-from typing import Any, Dict, FrozenSet, Iterator, List
+from pathlib import Path
+from typing import Any, Dict, FrozenSet, Iterator, List, Tuple
 
 import jsonschema
 import pytest
 import yaml
 
-from conftest import (ADMIN_PASSWORD, ADMIN_USER, MATRIX_HOSTNAME, SERVER_NAME, Stack, converged_stack,
+from conftest import (ADMIN_PASSWORD, ADMIN_USER, ENGINES, MATRIX_HOSTNAME, SERVER_NAME, Stack, converged_stack,
                       target_factory)
 from full_stack_client import (header, https_json, message_texts, password_login, shared_secret_login,
                                shared_secret_token)
 from harness import (FULL_STACK_VARS, PUBLIC_IDENTITY, REPO_ROOT, SMTP_SINK_DIR_ON_TARGET, SMTP_SINK_NAME, SMTP_SINK_SCRIPT,
-                     SMTP_SINK_STORE, SMTP_SINK_VARS, LoopbackNames, https_get, quote, smtp_sink_run_args, ssl_context,
-                     wait_for)
+                     SMTP_SINK_STORE, SMTP_SINK_VARS, LoopbackNames, PlaybookRun, failure_messages, http_get_no_redirect, https_get, quote,
+                     smtp_sink_run_args, ssl_context, wait_for)
 from matrix_client import round_trip
 
 ELEMENT_HOSTNAME = "element.%s" % SERVER_NAME
@@ -330,6 +335,157 @@ def test_peers_are_found_without_the_engines_dns(full: FullStack) -> None:
                 found = hosts[container].get(peer)
                 assert found == addresses[peer], "%s: /etc/hosts has %s at %r, the engine gave it %s" % (
                     container, peer, found, addresses[peer])
+
+
+# --- TLS audit and self-check on the full stack ----------------------------------------
+
+PROXY_DIR = BASE_DIR + "/nginx-proxy"
+WELL_KNOWN_SERVER = PROXY_DIR + "/www/.well-known/matrix/server"
+# testssl.sh's finding ids for known vulnerabilities (-U); each must be rated OK or INFO.
+TESTSSL_VULNERABILITIES = ("heartbleed", "CCS", "ticketbleed", "ROBOT", "secure_renego", "secure_client_renego",
+                           "CRIME_TLS", "BREACH", "POODLE_SSL", "fallback_SCSV", "SWEET32", "FREAK", "DROWN",
+                           "LOGJAM", "BEAST", "LUCKY13", "RC4")
+
+
+def test_testssl_tls12_plus_no_vulnerability_hsts(full: FullStack, tmp_path: Path) -> None:
+    """testssl.sh (Debian) against the proxy's 443 on the target's loopback-published port only
+    (--ip 127.0.0.1, no DNS lookups): SSLv2-TLS 1.1 not offered, TLS 1.2 and 1.3 offered, no
+    known vulnerability, HSTS with the role's one-year default. Protocols, vulnerabilities
+    and headers only (-p -U -h): about 35 s. On the run's first engine
+    only: the TLS settings are the proxy's nginx config, the same on either engine."""
+    if full.engine != ENGINES[0]:
+        pytest.skip("the proxy's TLS is the same nginx config on either engine; audited on %s" % ENGINES[0])
+    testssl = shutil.which("testssl")
+    assert testssl, "testssl.sh is not installed: run tests/bed/prepare-host"
+    report = tmp_path / "testssl.json"
+    started = time.monotonic()
+    proc = subprocess.run([testssl, "--quiet", "--color", "0", "--warnings", "off", "--nodns", "none",
+                           "--ip", "127.0.0.1", "-p", "-U", "-h", "--jsonfile", str(report),
+                           "%s:%d" % (MATRIX_HOSTNAME, full.bed.port(443))],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600, check=False)
+    print("testssl.sh took %.0f s" % (time.monotonic() - started))
+    assert report.exists(), proc.stdout[-3000:]
+    findings = {item["id"]: item for item in json.loads(report.read_text())}
+    summary = "\n".join("%s %s %s" % (i["id"], i["severity"], i["finding"]) for i in findings.values())
+    for protocol in ("SSLv2", "SSLv3", "TLS1", "TLS1_1"):
+        assert findings[protocol]["finding"].startswith("not offered"), summary
+    for protocol in ("TLS1_2", "TLS1_3"):
+        assert findings[protocol]["finding"].startswith("offered"), summary
+    for vulnerability in TESTSSL_VULNERABILITIES:
+        assert vulnerability in findings, "testssl.sh did not rate %s:\n%s" % (vulnerability, summary)
+        assert findings[vulnerability]["severity"] in ("OK", "INFO"), summary
+    assert findings["HSTS_time"]["severity"] == "OK" and "31536000" in findings["HSTS_time"]["finding"], summary
+
+
+def test_port_80_serves_acme_challenges_and_redirects_the_rest(full: FullStack) -> None:
+    """HTTP: a token put in the ACME webroot is served as it is (what an HTTP-01 challenge
+    needs); everything else, on every name, is a redirect to HTTPS. HSTS on the matrix
+    hostname only."""
+    token = "hearth-test-%s" % uuid.uuid4().hex
+    challenge_dir = PROXY_DIR + "/acme/.well-known/acme-challenge"
+    full.bed.sh("printf %%s %s.thumbprint > %s/%s && chmod 0644 %s/%s" % (token, challenge_dir, token, challenge_dir, token))
+    port = full.bed.port(80)
+    try:
+        request = urllib.request.Request("http://127.0.0.1:%d/.well-known/acme-challenge/%s" % (port, token),
+                                         headers={"Host": MATRIX_HOSTNAME})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200 and response.read() == ("%s.thumbprint" % token).encode()
+    finally:
+        full.bed.sh("rm -f %s/%s" % (challenge_dir, token))
+    status, headers = http_get_no_redirect("http://127.0.0.1:%d/.well-known/acme-challenge/%s" % (port, token))
+    assert status == 404, status
+    for path in ("/", "/.well-known/matrix/server", "/_matrix/client/versions"):
+        status, headers = http_get_no_redirect("http://127.0.0.1:%d%s" % (port, path))
+        assert status == 301 and headers["location"].startswith("https://"), (path, status, headers)
+    with LoopbackNames(NAMES):
+        _s, matrix_headers, _b = https_get(full.url(MATRIX_HOSTNAME, "/.well-known/matrix/client"), full.stack.ca_file)
+        _s, apex_headers, _b = https_get(full.url(SERVER_NAME, "/.well-known/matrix/client"), full.stack.ca_file)
+    assert matrix_headers.get("strict-transport-security") == "max-age=31536000", matrix_headers
+    assert "strict-transport-security" not in apex_headers, apex_headers
+
+
+def _self_check(full: FullStack) -> Tuple[PlaybookRun, List[str]]:
+    """hearth.matrix.self_check from the controller, reaching the target's loopback ports
+    under the real names; returns the run and the failed checks of its report, each of
+    which the play's failure message must name."""
+    run = full.stack.converge({
+        "hearth_self_check_connect_address": "127.0.0.1",
+        "hearth_self_check_port_map": {443: full.bed.port(443), 8448: full.bed.port(8448)},
+        "hearth_self_check_ca_file": str(full.stack.ca_file),
+    }, playbook="self_check.yml")
+    failed = [line[len("FAIL "):].split(": ", 1)[0] for line in _report(run).splitlines() if line.startswith("FAIL ")]
+    if failed:
+        message = " ".join(" ".join(failure_messages(run.output)).split())
+        assert "Self-check failed: " in message, run.tail(40)
+        for name in failed:
+            assert name in message, "%s is not named in the failure: %s" % (name, message)
+    return run, failed
+
+
+def _report(run: PlaybookRun) -> str:
+    """The report the playbook printed (the debug task's YAML result, which wraps long lines)."""
+    lines = run.output.splitlines()
+    task = next(i for i, line in enumerate(lines) if line.startswith("TASK [Report]"))
+    start = next(i for i in range(task, len(lines)) if lines[i].startswith("ok: ["))
+    block: List[str] = []
+    for line in lines[start + 1:]:
+        if not line.strip():
+            break
+        block.append(line)
+    printed = yaml.safe_load("\n".join(block))
+    return "\n".join(printed["hearth__self_check.report"])
+
+
+def test_self_check_green_on_the_healthy_stack(full: FullStack) -> None:
+    """Every check ok: client API, well-known, federation via the delegation, every name's
+    certificate, every upstream through the proxy, every unit and container."""
+    run, failed = _self_check(full)
+    assert run.rc == 0 and not failed, "%s\n%s" % (failed, run.tail(80))
+    report = _report(run)
+    expected = ["client API versions", "well-known client", "well-known server", "federation keys",
+                "federation version", "certificate %s:443" % MATRIX_HOSTNAME, "certificate %s:443" % SERVER_NAME,
+                "certificate %s:8448" % MATRIX_HOSTNAME, "certificate %s:443" % ELEMENT_HOSTNAME,
+                "proxy reaches hearth-corporal:41080", "proxy reaches hearth-synapse:8008",
+                "proxy reaches hearth-identity:8090", "proxy reaches hearth-element:8080"]
+    expected += ["service %s" % name for name in SERVICES.values()]
+    for name in expected:
+        assert "ok   %s:" % name in report, "%s missing:\n%s" % (name, report)
+    assert "FAIL" not in report, report
+
+
+def test_self_check_names_each_fault(full: FullStack) -> None:
+    """Three faults at once, each reported by its own check with a fix: Synapse's unit
+    stopped, a certificate for another name served (the proxy reloaded with it), the
+    .well-known/matrix/server delegation gone. Everything is put back afterwards (also when
+    the test fails) and the self-check is green again."""
+    tls = PROXY_DIR + "/tls"
+    saved_well_known = full.read(WELL_KNOWN_SERVER)
+    bed = full.bed
+    try:
+        bed.sh("systemctl stop hearth-synapse.service")
+        bed.sh("cd %s && cp -p server.crt server.crt.hearth-test && cp -p server.key server.key.hearth-test && "
+               "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 "
+               "-subj /CN=wrong.example.test -addext subjectAltName=DNS:wrong.example.test "
+               "-keyout server.key -out server.crt 2>/dev/null && chown 991:991 server.key && chmod 0600 server.key "
+               "&& chmod 0644 server.crt" % tls)
+        bed.engine_cmd("kill --signal HUP hearth-nginx-proxy")
+        bed.sh("rm %s" % WELL_KNOWN_SERVER)
+        run, failed = _self_check(full)
+        report = _report(run)
+        assert run.rc != 0, run.tail(60)
+        for name in ("service hearth-synapse", "certificate %s:443" % MATRIX_HOSTNAME, "well-known server"):
+            assert name in failed, "%s not named among the failures %s:\n%s" % (name, failed, report)
+            line = next(line for line in report.splitlines() if "FAIL %s:" % name in line)
+            assert "-> fix: " in line, line
+        assert "service hearth-postgres" not in failed and "well-known client" not in failed, failed
+    finally:
+        bed.sh("cd %s && if [ -e server.crt.hearth-test ]; then mv server.crt.hearth-test server.crt && "
+               "mv server.key.hearth-test server.key; fi" % tls)
+        bed.engine_cmd("kill --signal HUP hearth-nginx-proxy", check=False)
+        bed.sh("printf '%%s\\n' %s > %s && chown root:991 %s && chmod 0640 %s"
+               % (quote([saved_well_known.strip()]), WELL_KNOWN_SERVER, WELL_KNOWN_SERVER, WELL_KNOWN_SERVER))
+        bed.sh("systemctl start hearth-synapse.service")
+    wait_for(lambda: _self_check(full)[0].rc == 0, 180, 5, "a green self-check after the faults were undone")
 
 
 # --- the other combinations, chained on the same target ---------------------------------
