@@ -262,8 +262,8 @@ def prepare(run: Runner, request: UpgradeRequest, plan: Mapping[str, Any], compo
     temp = request.service + "-upgrade"
     os.makedirs(request.work_dir, mode=0o700, exist_ok=True)
     os.chmod(request.work_dir, 0o700)
-    # The unit as it ran the old server: the rollback puts exactly it back.
-    if os.path.isfile(request.unit_path) and not os.path.isfile(request.saved_unit):
+    # The unit as it runs the old server now: the rollback puts exactly it back.
+    if os.path.isfile(request.unit_path):
         shutil.copy2(request.unit_path, request.saved_unit)
     dump = os.path.join(request.work_dir, DUMP)
     dump_argv = [request.engine_path, "exec", request.service, "pg_dumpall", "--username", request.database_user]
@@ -309,7 +309,8 @@ def prepare(run: Runner, request: UpgradeRequest, plan: Mapping[str, Any], compo
 
 def rollback(run: Runner, request: UpgradeRequest, plan: Mapping[str, Any]) -> Dict[str, Any]:
     """The old server back: the new directory removed (it holds nothing the old one does not),
-    the old unit restored, the server restarted. Synapse is the playbook's to start."""
+    the old unit restored, the server restarted, then the dump and saved unit removed.
+    Synapse is the playbook's to start."""
     changes: List[str] = []
     new_dir, old_dir = plan["new_dir"], plan["old_dir"]
     run([request.engine_path, "rm", "--force", request.service + "-upgrade"])
@@ -335,6 +336,10 @@ def rollback(run: Runner, request: UpgradeRequest, plan: Mapping[str, Any]) -> D
     if unit_changed or not active:
         _check(run, ["systemctl", "restart", request.service + ".service"], "restarting %s on %s" % (request.service, old_dir))
         changes.append("restarted %s" % request.service)
+    # The old server runs: the dump and the saved unit are of no more use (kept if anything
+    # above failed, for the operator).
+    if finish(request)["changed"]:
+        changes.append("removed %s" % request.work_dir)
     return {"changed": bool(changes), "changes": changes}
 
 

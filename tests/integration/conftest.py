@@ -122,10 +122,10 @@ class BedTarget:
         assert host["PidsLimit"] == defaults["%s_pids_limit" % role], (container, host["PidsLimit"])
 
 
-def _start_target(engine: str, purpose: str) -> BedTarget:
+def _start_target(engine: str, purpose: str, components: Optional[List[str]] = None) -> BedTarget:
     workdir = Path(tempfile.mkdtemp(prefix="hearth-%s-%s-" % (purpose, engine)))
     name = "%s-%s-%s" % (RUN_ID, purpose, engine)
-    target = bed.up(name, engine, workdir, owner_pid=os.getpid())
+    target = bed.up(name, engine, workdir, owner_pid=os.getpid(), components=components)
     return BedTarget(target=target, workdir=workdir)
 
 
@@ -137,8 +137,9 @@ def _stop_target(bed_target: BedTarget) -> None:
 
 
 @contextlib.contextmanager
-def target_factory(engine: str, purpose: str) -> Iterator[BedTarget]:
-    bed_target = _start_target(engine, purpose)
+def target_factory(engine: str, purpose: str, components: Optional[List[str]] = None) -> Iterator[BedTarget]:
+    """components: the bed images loaded into the target (default: the stack's)."""
+    bed_target = _start_target(engine, purpose, components)
     try:
         yield bed_target
     finally:

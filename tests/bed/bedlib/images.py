@@ -188,18 +188,25 @@ def build_images(names: list[str] | None = None) -> dict[str, BuildResult]:
     if unknown:
         raise BedError(f"unknown image(s): {', '.join(unknown)}; known: {', '.join(IMAGES)}")
     # The bookworm base always; another base only when something wanted is built on it.
-    bases = [b for b in BASES if b == BASE or b in (names or []) or any(IMAGES[n].parent == b for n in wanted)]
+    others = [b for b in BASES if b != BASE and (b in (names or []) or any(IMAGES[n].parent == b for n in wanted))]
     with file_lock(cache_dir() / "build.lock"):
-        results: dict[str, BuildResult] = {}
-        parents: dict[str, tuple[str, str]] = {}
-        for base in bases:
-            results[base] = _ensure(base, "", "")
-            base_ref = IMAGES[base].hash_ref(results[base].recipe_hash)
-            parents[base] = (image_id(base_ref) or "", base_ref)
+        results: dict[str, BuildResult] = {BASE: _ensure(BASE, "", "")}
+
+        def on_base(base: str, children: list[str]) -> dict[str, BuildResult]:
+            """A base, then what is built on it, one after the other (one worker)."""
+            done = {base: results[base] if base in results else _ensure(base, "", "")}
+            base_ref = IMAGES[base].hash_ref(done[base].recipe_hash)
+            base_id = image_id(base_ref) or ""
+            for child in children:
+                done[child] = _ensure(child, base_id, base_ref)
+            return done
+
+        # The other bases' chains run beside the bookworm images (one worker each).
         with ThreadPoolExecutor(max_workers=PARALLEL_BUILDS) as pool:
-            futures = {n: pool.submit(_ensure, n, *parents[IMAGES[n].parent]) for n in wanted}
-            for name, future in futures.items():
-                results[name] = future.result()
+            futures = [pool.submit(on_base, b, [n for n in wanted if IMAGES[n].parent == b]) for b in others]
+            futures += [pool.submit(on_base, BASE, [n]) for n in wanted if IMAGES[n].parent == BASE]
+            for future in futures:
+                results.update(future.result())
         # Untag old builds only once no build is running: removing layers while another
         # build looks up its cache is what made podman fail with "layer not known".
         for name, result in results.items():

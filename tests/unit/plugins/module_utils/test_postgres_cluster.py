@@ -219,6 +219,7 @@ def test_rollback_puts_the_old_unit_and_directory_back(tmp_path: Path) -> None:
     result = pc.rollback(host, request, plan)
     assert result["changed"] and Path(request.unit_path).read_text() == "old unit\n"
     assert not os.path.exists(plan["new_dir"]) and pc.read_major(plan["old_dir"]) == 15
+    assert sorted(os.listdir(request.base_dir)) == ["data"]
     assert ["systemctl", "daemon-reload"] in host.calls and ["systemctl", "restart", "hearth-postgres.service"] in host.calls
     # Again, with everything back and running: nothing to do.
     host.active, host.calls = True, []
