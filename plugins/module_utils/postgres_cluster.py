@@ -129,8 +129,8 @@ def choose_data_dir(base_dir: str, image: str, major: Optional[int], upgrading: 
     if major is not None and major > cluster.major and not upgrading:
         raise ClusterError(
             "postgres_image %s is PostgreSQL %d but the database in %s is PostgreSQL %d: upgrade it with %s, "
-            "or set postgres_image back to a PostgreSQL %d image" % (image, major, cluster.path, cluster.major,
-                                                                      UPGRADE_PLAYBOOK, cluster.major))
+            "or set postgres_image back to a PostgreSQL %d image"
+            % (image, major, cluster.path, cluster.major, UPGRADE_PLAYBOOK, cluster.major))
     if major is not None and major < cluster.major:
         raise ClusterError(
             "postgres_image %s is PostgreSQL %d but the database in %s is PostgreSQL %d, which it cannot read: "
