@@ -112,7 +112,7 @@ def test_postgres_15_to_17(engine: str, bed_images: Dict[str, object]) -> None:
         postgres_started = stack.started_at("hearth-postgres")
         refused = stack.converge(image(PG17))
         assert refused.rc != 0
-        messages = [m for m in failure_messages(refused.output) if "postgres_upgrade.yml" in m]
+        messages = [m.strip("'\"") for m in failure_messages(refused.output) if "postgres_upgrade.yml" in m]
         assert messages and "\n" not in messages[0] and messages[0].startswith("postgres_image %s is PostgreSQL 17" % PG17), \
             refused.tail(40)
         assert stack.started_at("hearth-postgres") == postgres_started
