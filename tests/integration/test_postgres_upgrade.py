@@ -140,6 +140,7 @@ def test_postgres_15_to_17(engine: str, bed_images: Dict[str, object]) -> None:
         assert password not in upgraded.output
         assert _server_version(stack).startswith("17.")
         assert _data_dirs(stack) == {"data": "15", "data-17": "17", "secrets": ""}
+        target.assert_hardened("hearth-postgres")  # the 17 image runs like the 15 one: uid 991, no capabilities
         after = "sent on PostgreSQL 17 %s" % uuid.uuid4()
         seen: List[List[str]] = []
 
