@@ -75,6 +75,14 @@ async def _bodies(base_url: str, user: str, password: str, context: ssl.SSLConte
         await client.close()
 
 
+def _messages(output: str, needle: str) -> List[str]:
+    """The failed tasks' one-line messages holding needle (not the [ERROR] summary lines;
+    the YAML callback may quote a message)."""
+    found = [m.strip().strip("'\"") for m in failure_messages(output) if needle in m and not m.startswith("[ERROR]")]
+    assert all("\n" not in m for m in found), found
+    return found
+
+
 def _server_version(stack: Stack) -> str:
     _rc, out = stack.bed.engine_cmd("exec hearth-postgres psql -AtX -U synapse -d synapse -c 'SHOW server_version'")
     return out.strip()
@@ -112,9 +120,8 @@ def test_postgres_15_to_17(engine: str, bed_images: Dict[str, object]) -> None:
         postgres_started = stack.started_at("hearth-postgres")
         refused = stack.converge(image(PG17))
         assert refused.rc != 0
-        messages = [m.strip("'\"") for m in failure_messages(refused.output) if "postgres_upgrade.yml" in m]
-        assert messages and "\n" not in messages[0] and messages[0].startswith("postgres_image %s is PostgreSQL 17" % PG17), \
-            refused.tail(40)
+        messages = _messages(refused.output, "postgres_upgrade.yml")
+        assert messages and messages[0].startswith("postgres_image %s is PostgreSQL 17" % PG17), refused.tail(40)
         assert stack.started_at("hearth-postgres") == postgres_started
 
         # 2. A new server that does not come up: 15 back on its data, Synapse serving.
@@ -123,7 +130,7 @@ def test_postgres_15_to_17(engine: str, bed_images: Dict[str, object]) -> None:
         failed = stack.converge(image(PG17_BROKEN), playbook="postgres_upgrade.yml")
         timings["failed upgrade"] = failed.seconds
         assert failed.rc != 0
-        messages = [m for m in failure_messages(failed.output) if "upgrade failed" in m]
+        messages = _messages(failed.output, "upgrade failed")
         assert messages and "PostgreSQL 15 runs again on %s/data" % PG_BASE in messages[0], failed.tail(60)
         assert _server_version(stack).startswith("15.")
         assert _data_dirs(stack) == {"data": "15", "secrets": ""}
