@@ -161,6 +161,8 @@ class UpgradeRequest:
     database_name: str
     unit_dir: str = "/etc/systemd/system"
     ready_timeout: int = 120
+    # hearth.matrix.component's record of a restart it still owes (its pending_dir).
+    pending_dir: str = "/run/hearth-matrix/pending-restart"
 
     @property
     def work_dir(self) -> str:
@@ -336,6 +338,12 @@ def rollback(run: Runner, request: UpgradeRequest, plan: Mapping[str, Any]) -> D
     if unit_changed or not active:
         _check(run, ["systemctl", "restart", request.service + ".service"], "restarting %s on %s" % (request.service, old_dir))
         changes.append("restarted %s" % request.service)
+    # The failed converge recorded a restart of the new unit it never finished; the old unit
+    # now runs, so that restart is owed no more (else the next site run would do it).
+    pending = os.path.join(request.pending_dir, request.service)
+    if os.path.exists(pending):
+        os.unlink(pending)
+        changes.append("removed %s" % pending)
     # The old server runs: the dump and the saved unit are of no more use (kept if anything
     # above failed, for the operator).
     if finish(request)["changed"]:

@@ -76,6 +76,12 @@ options:
     description: Seconds the temporary new server gets to come up.
     type: int
     default: 120
+  pending_dir:
+    description:
+      - Where M(hearth.matrix.component) records restarts it still owes (its C(pending_dir)).
+        C(rollback) removes the service's record - the old unit it puts back is what runs.
+    type: path
+    default: /run/hearth-matrix/pending-restart
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -187,7 +193,7 @@ def _request(module: AnsibleModule) -> pc.UpgradeRequest:
     p = module.params
     return pc.UpgradeRequest(base_dir=p["base_dir"], image=p["image"], engine=p["engine"], engine_path=_engine(module),
                              service=p["service"], database_user=p["database_user"], database_name=p["database_name"],
-                             unit_dir=p["unit_dir"], ready_timeout=p["ready_timeout"])
+                             unit_dir=p["unit_dir"], ready_timeout=p["ready_timeout"], pending_dir=p["pending_dir"])
 
 
 def _plan(module: AnsibleModule) -> Dict[str, Any]:
@@ -262,6 +268,7 @@ def main() -> None:
             "plan": {"type": "dict"},
             "unit_dir": {"type": "path", "default": "/etc/systemd/system"},
             "ready_timeout": {"type": "int", "default": 120},
+            "pending_dir": {"type": "path", "default": "/run/hearth-matrix/pending-restart"},
         },
         supports_check_mode=True,
     )

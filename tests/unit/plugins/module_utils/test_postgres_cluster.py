@@ -131,7 +131,7 @@ def _request(tmp_path: Path) -> pc.UpgradeRequest:
     unit_dir.mkdir(exist_ok=True)
     return pc.UpgradeRequest(base_dir=str(tmp_path / "pg"), image=IMAGE, engine="podman", engine_path="/usr/bin/podman",
                              service="hearth-postgres", database_user="synapse", database_name="synapse",
-                             unit_dir=str(unit_dir), ready_timeout=5)
+                             unit_dir=str(unit_dir), ready_timeout=5, pending_dir=str(tmp_path / "pending"))
 
 
 class FakeHost:
@@ -215,11 +215,14 @@ def test_rollback_puts_the_old_unit_and_directory_back(tmp_path: Path) -> None:
     host = FakeHost()
     pc.prepare(host, request, plan, COMPONENT)
     Path(request.unit_path).write_text("new unit that failed\n")
+    # The failed converge's record of the restart it owed (hearth.matrix.component).
+    Path(request.pending_dir).mkdir()
+    Path(request.pending_dir, "hearth-postgres").touch()
     host.active = False
     result = pc.rollback(host, request, plan)
     assert result["changed"] and Path(request.unit_path).read_text() == "old unit\n"
     assert not os.path.exists(plan["new_dir"]) and pc.read_major(plan["old_dir"]) == 15
-    assert sorted(os.listdir(request.base_dir)) == ["data"]
+    assert sorted(os.listdir(request.base_dir)) == ["data"] and os.listdir(request.pending_dir) == []
     assert ["systemctl", "daemon-reload"] in host.calls and ["systemctl", "restart", "hearth-postgres.service"] in host.calls
     # Again, with everything back and running: nothing to do.
     host.active, host.calls = True, []
