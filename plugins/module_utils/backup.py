@@ -24,6 +24,7 @@ Commands go through a runner the caller passes: ``AnsibleModule.run_command`` or
 from __future__ import annotations
 
 import datetime
+import glob
 import fnmatch
 import hashlib
 import json
@@ -43,7 +44,8 @@ DUMP = "database.dump"
 FILES_DIR = "files"
 SIGNING_KEY = "synapse/keys/signing.key"
 HOMESERVER_CONFIG = "synapse/config/homeserver.yaml"
-POSTGRES_VERSION_FILE = "postgres/data/PG_VERSION"
+# data, or data-<major> after a major upgrade (module_utils/postgres_cluster.py).
+POSTGRES_VERSION_FILES = "postgres/data*/PG_VERSION"
 
 # Relative to the base directory; a pattern matches one path level per '*'.
 STATE_PATHS: Tuple[str, ...] = (
@@ -376,7 +378,7 @@ def host_identity(base_dir: str) -> HostIdentity:
         with open(config) as handle:
             server_name = server_name_from_config(handle.read())
     return HostIdentity(server_name=server_name, signing_key_sha256=sha256_file(key) if os.path.isfile(key) else "",
-                        has_database=os.path.isfile(os.path.join(base_dir, POSTGRES_VERSION_FILE)))
+                        has_database=bool(glob.glob(os.path.join(base_dir, POSTGRES_VERSION_FILES))))
 
 
 def check_restore(summary_: Dict[str, Any], host: HostIdentity, server_name: str, force: bool) -> str:

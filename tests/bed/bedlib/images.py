@@ -23,11 +23,17 @@ from .shell import BedError, PODMAN, cache_dir, file_lock, podman, run
 RECIPES = Path(__file__).resolve().parent.parent / "images"
 HASH_LABEL = "hearth.bed.recipe-hash"
 BASE = "base"
+# Debian 13: the root of images that need its newer packages (PostgreSQL 17).
+BASE_TRIXIE = "base-trixie"
+BASES = (BASE, BASE_TRIXIE)
 TARGET = "target"
 COMPONENTS = ("synapse", "postgres", "nginx", "exim", "sydent", "gateway-standin")
 # The previous minor Synapse (the upgrade test's starting point): built from the synapse
 # recipe's Containerfile with its own requirements.txt; loaded only into targets that ask.
 SYNAPSE_PREVIOUS = "synapse-previous"
+# Built like the components but loaded only into targets that ask for them (the PostgreSQL
+# major upgrade test): every other target would only carry them around.
+EXTRA_COMPONENTS = ("postgres17",)
 # Two builds at a time: the bed machines have 2 cores and builds are mostly downloads.
 PARALLEL_BUILDS = int(os.environ.get("HEARTH_BED_PARALLEL", "2"))
 
@@ -40,6 +46,9 @@ class Image:
     repo: str          # image name below localhost/hearth/
     stable_tag: str
     containerfile_from: str = ""   # another recipe whose Containerfile builds this one
+    parent: str = BASE  # the base image it is built FROM ("" for a base itself)
+    # --build-arg values; part of the recipe hash (one recipe, several images).
+    build_args: tuple[tuple[str, str], ...] = ()
 
     @property
     def ref(self) -> str:
@@ -51,10 +60,15 @@ class Image:
 
 
 IMAGES: dict[str, Image] = {
-    BASE: Image(BASE, "debian", "bookworm"),
+    BASE: Image(BASE, "debian", "bookworm", parent=""),
+    # Same recipe, the suite is the tag (make-rootfs <suite>).
+    BASE_TRIXIE: Image(BASE, "debian", "trixie", parent=""),
     TARGET: Image(TARGET, "target", "test"),
     **{name: Image(name, name, "test") for name in COMPONENTS},
     SYNAPSE_PREVIOUS: Image(SYNAPSE_PREVIOUS, SYNAPSE_PREVIOUS, "test", containerfile_from="synapse"),
+    # The postgres recipe for another major: Debian 13's postgresql-17.
+    "postgres17": Image("postgres", "postgres17", "test", parent=BASE_TRIXIE,
+                        build_args=(("PG_MAJOR", "17"),)),
 }
 
 
@@ -104,10 +118,17 @@ def _log_path(name: str) -> Path:
     return path
 
 
+def _hash_extra(image: Image) -> str:
+    """What besides the recipe files and the parent makes an image: the suite of a base other
+    than bookworm, the build arguments. Empty for the original images (their hashes stay)."""
+    extra = "suite=%s" % image.stable_tag if not image.parent and image.stable_tag != "bookworm" else ""
+    return extra + "".join("\0%s=%s" % pair for pair in image.build_args)
+
+
 def _build_base(image: Image, h: str) -> None:
-    log = _log_path(image.recipe)
+    log = _log_path(image.repo + "-" + image.stable_tag)
     with log.open("ab") as log_handle:
-        rootfs = subprocess.Popen([str(RECIPES / BASE / "make-rootfs")],
+        rootfs = subprocess.Popen([str(RECIPES / BASE / "make-rootfs"), image.stable_tag],
                                   stdout=subprocess.PIPE, stderr=log_handle)
         assert rootfs.stdout is not None
         importer = subprocess.run(
@@ -134,32 +155,34 @@ def _build_containerfile(image: Image, h: str, base_ref: str) -> None:
 def _podman_build(image: Image, h: str, base_ref: str) -> None:
     borrowed = (["--file", str(RECIPES / image.containerfile_from / "Containerfile")]
                 if image.containerfile_from else [])
+    args = [arg for key, value in image.build_args for arg in ("--build-arg", f"{key}={value}")]
     run([PODMAN, "build", "--layers", "--pull=never", *borrowed,
-         "--build-arg", f"BASE={base_ref}",
+         "--build-arg", f"BASE={base_ref}", *args,
          "--secret", f"id=hostca,src={host_ca_bundle()}",
          "--label", f"{HASH_LABEL}={h}",
          "-t", image.hash_ref(h), str(RECIPES / image.recipe)],
-        stdout_path=_log_path(image.recipe))
+        stdout_path=_log_path(image.repo))
 
 
-def _drop_old_builds(image: Image, keep: str) -> None:
-    """Untag earlier builds of this image so the machine does not fill up."""
+def _drop_old_builds(image: Image, keep: set[str]) -> None:
+    """Untag earlier builds of this image so the machine does not fill up (keep: the hashes
+    of this run's builds of the same repository, e.g. both Debian bases)."""
     listing = podman("images", "--format", "{{.Repository}}:{{.Tag}}",
                      f"localhost/hearth-test/{image.repo}")
     prefix = f"localhost/hearth-test/{image.repo}:"
     # The listing also names other tags of the same images (the stable tag): skip those.
     for ref in listing.splitlines():
-        if ref.startswith(prefix) and ref != image.hash_ref(keep):
+        if ref.startswith(prefix) and ref[len(prefix):] not in keep:
             podman("rmi", ref, check=False)
 
 
 def _ensure(name: str, parent_id: str, base_ref: str) -> BuildResult:
     image = IMAGES[name]
-    h = recipe_hash(image.recipe, parent_id, image.containerfile_from)
+    h = recipe_hash(image.recipe, parent_id + _hash_extra(image), image.containerfile_from)
     start = time.monotonic()
     built = image_id(image.hash_ref(h)) is None
     if built:
-        if name == BASE:
+        if not image.parent:
             _build_base(image, h)
         else:
             _build_containerfile(image, h, base_ref)
@@ -172,24 +195,36 @@ def build_images(names: list[str] | None = None) -> dict[str, BuildResult]:
 
     names: subset of IMAGES (the base is always ensured). Returns results by name.
     """
-    wanted = [n for n in (names or list(IMAGES)) if n != BASE]
+    wanted = [n for n in (names or list(IMAGES)) if n not in BASES]
     unknown = [n for n in wanted if n not in IMAGES]
     if unknown:
         raise BedError(f"unknown image(s): {', '.join(unknown)}; known: {', '.join(IMAGES)}")
+    # The bookworm base always; another base only when something wanted is built on it.
+    others = [b for b in BASES if b != BASE and (b in (names or []) or any(IMAGES[n].parent == b for n in wanted))]
     with file_lock(cache_dir() / "build.lock"):
-        results = {BASE: _ensure(BASE, "", "")}
-        base = IMAGES[BASE]
-        base_ref = base.hash_ref(results[BASE].recipe_hash)
-        base_id = image_id(base_ref) or ""
+        results: dict[str, BuildResult] = {BASE: _ensure(BASE, "", "")}
+
+        def on_base(base: str, children: list[str]) -> dict[str, BuildResult]:
+            """A base, then what is built on it, one after the other (one worker)."""
+            done = {base: results[base] if base in results else _ensure(base, "", "")}
+            base_ref = IMAGES[base].hash_ref(done[base].recipe_hash)
+            base_id = image_id(base_ref) or ""
+            for child in children:
+                done[child] = _ensure(child, base_id, base_ref)
+            return done
+
+        # The other bases' chains run beside the bookworm images (one worker each).
         with ThreadPoolExecutor(max_workers=PARALLEL_BUILDS) as pool:
-            futures = {n: pool.submit(_ensure, n, base_id, base_ref) for n in wanted}
-            for name, future in futures.items():
-                results[name] = future.result()
+            futures = [pool.submit(on_base, b, [n for n in wanted if IMAGES[n].parent == b]) for b in others]
+            futures += [pool.submit(on_base, BASE, [n]) for n in wanted if IMAGES[n].parent == BASE]
+            for future in futures:
+                results.update(future.result())
         # Untag old builds only once no build is running: removing layers while another
         # build looks up its cache is what made podman fail with "layer not known".
         for name, result in results.items():
             if result.built:
-                _drop_old_builds(IMAGES[name], result.recipe_hash)
+                _drop_old_builds(IMAGES[name], {other.recipe_hash for key, other in results.items()
+                                                if IMAGES[key].repo == IMAGES[name].repo})
     return results
 
 
