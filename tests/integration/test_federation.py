@@ -212,7 +212,7 @@ def test_two_stacks_federate(bed_images: Dict[str, Any], tmp_path: Path) -> None
             _rc, pem = stack.bed.sh("cat " + CA_ON_TARGET)
             stack.ca_file.write_text(pem)
         for stack, peer in ((stack_a, stack_b), (stack_b, stack_a)):
-            stack.bed.sh("install -D -m 0644 /dev/stdin %s <<'EOF'\n%sEOF" % (PEER_CA, peer.ca_file.read_text()))
+            stack.bed.sh("mkdir -p %s && cat > %s <<'EOF'\n%sEOF" % (str(Path(PEER_CA).parent), PEER_CA, peer.ca_file.read_text()))
         synapse_before = {id(s): s.started_at("hearth-synapse") for s in (stack_a, stack_b)}
         proxy_before = {id(s): s.started_at("hearth-nginx-proxy") for s in (stack_a, stack_b)}
         # A also trusts its own CA: the foreign peer's certificate comes from it.
