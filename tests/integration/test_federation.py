@@ -94,7 +94,10 @@ def _converge_both(stacks: List[Stack], overrides: Dict[str, Any], what: str) ->
     started = time.monotonic()
     runs = _in_parallel(*[lambda stack=stack: stack.converge(overrides) for stack in stacks])
     for stack, run in zip(stacks, runs):
-        assert run.rc == 0 and run.failed == 0, "%s on %s failed:\n%s" % (what, stack.bed.target.name, run.tail(80))
+        if run.rc != 0 or run.failed != 0:
+            _rc, journal = stack.bed.sh("journalctl -u hearth-synapse -n 60 --no-pager -o cat", check=False)
+            raise AssertionError("%s on %s failed:\n%s\n\nSynapse's journal:\n%s" % (
+                what, stack.bed.target.name, run.tail(40), journal))
     return time.monotonic() - started
 
 
