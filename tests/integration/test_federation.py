@@ -213,7 +213,7 @@ def test_two_stacks_federate(bed_images: Dict[str, Any], tmp_path: Path) -> None
         # Each proxy made its own CA; each Synapse gets the other's.
         for stack, peer in ((stack_a, stack_b), (stack_b, stack_a)):
             _rc, pem = stack.bed.sh("cat " + CA_ON_TARGET)
-            stack.ca_file.write_text(pem)
+            stack.ca_file.write_text(pem.strip() + "\n")  # Ansible's stdout lost the last newline
         for stack, peer in ((stack_a, stack_b), (stack_b, stack_a)):
             stack.bed.sh("mkdir -p %s && cat > %s <<'EOF'\n%sEOF" % (str(Path(PEER_CA).parent), PEER_CA, peer.ca_file.read_text()))
         synapse_before = {id(s): s.started_at("hearth-synapse") for s in (stack_a, stack_b)}
