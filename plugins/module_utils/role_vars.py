@@ -41,9 +41,10 @@ def _plumbing(component: str, topology: Mapping[str, Any], engine: str, base_dir
         "base_dir": "%s/%s" % (base_dir, BASE_DIRS[component]),
         "container_networks": list(service["networks"]),
         "container_address": service["address"],
-        # Every other component by name, so no lookup goes through the engine's DNS.
-        "container_hosts": {name: address for name, address in topology["hosts"].items()
-                            if name != SERVICE_NAMES[component]},
+        # Every other component by name, so no lookup goes through the engine's DNS, plus
+        # the user's own entries (federation peers DNS does not give the containers).
+        "container_hosts": dict({name: address for name, address in topology["hosts"].items()
+                                 if name != SERVICE_NAMES[component]}, **topology.get("extra_hosts", {})),
         "requires": list(service["requires"]),
         "wants": list(service["wants"]),
         "after": list(service["after"]),

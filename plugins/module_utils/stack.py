@@ -38,6 +38,7 @@ DEFAULTS: Dict[str, Any] = {
     "external_database_password": "",
     "images": {},
     "network_subnet": DEFAULT_SUBNET,
+    "extra_hosts": {},
 }
 OPTIONS = tuple(DEFAULTS) + ("server_name",) + tuple("%s_enabled" % name for name in COMPONENTS)
 # Topology input field -> action option (= hearth_<option>). Fields not listed here and not
@@ -136,6 +137,7 @@ def stack_input(variables: Mapping[str, Any]) -> Dict[str, Any]:
         "mailer": {"sender": values["mailer_sender"]},
         "network": DEFAULT_NETWORK,
         "network_subnet": values["network_subnet"],
+        "extra_hosts": values["extra_hosts"],
         "engine": values["engine"],
         "base_dir": base_dir,
         "images": values["images"] or {},

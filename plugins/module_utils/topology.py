@@ -265,6 +265,7 @@ class StackInput:
     network: str
     subnet: ipaddress.IPv4Network
     mailer_sender: str
+    extra_hosts: Mapping[str, str] = field(default_factory=dict)
 
 
 def _parse_input(stack: Mapping[str, Any]) -> StackInput:
@@ -289,7 +290,9 @@ def _parse_input(stack: Mapping[str, Any]) -> StackInput:
     sender = mailer.get("sender") or "matrix@%s" % server_name
     if not isinstance(sender, str) or not re.match(r"^[^@\s]+@[^@\s]+$", sender):
         raise TopologyError("mailer.sender", "must be an email address", got=sender)
+    extra_hosts = _extra_hosts(stack.get("extra_hosts"))
     return StackInput(
+        extra_hosts=extra_hosts,
         server_name=server_name,
         matrix_hostname=matrix_hostname,
         element_hostname=element_hostname,
@@ -311,6 +314,34 @@ def _subnet(value: Any) -> ipaddress.IPv4Network:
         raise TopologyError("network_subnet", "must be an IPv4 subnet of at least 128 addresses written as "
                             "network/prefix, such as 10.89.91.0/24", got=value)
     return subnet
+
+
+def _extra_hosts(raw: Any) -> Dict[str, str]:
+    """The user's own /etc/hosts entries (name -> IPv4 address) for every container.
+
+    On a real server DNS finds federation peers and mail hosts; these are for names DNS does
+    not give the containers (split-horizon DNS, closed networks, the test bed). A component's
+    name cannot be taken: it would send the stack's own traffic elsewhere.
+    """
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise TopologyError("extra_hosts", "must map host names to IPv4 addresses, e.g. {{matrix.example.net: 192.0.2.10}}",
+                            got=raw)
+    hosts: Dict[str, str] = {}
+    for name in sorted(raw, key=str):
+        where = "extra_hosts.%s" % (name,)
+        check_hostname(where, name)
+        if name in SERVICE_NAMES.values():
+            raise TopologyError(where, "is the name of a component of the stack; pick another name")
+        try:
+            address = ipaddress.IPv4Address(raw[name]) if isinstance(raw[name], str) else None
+        except ValueError:
+            address = None
+        if address is None:
+            raise TopologyError(where, "must be an IPv4 address", got=raw[name])
+        hosts[name] = str(address)
+    return hosts
 
 
 def component_address(subnet: ipaddress.IPv4Network, component: str) -> str:
@@ -392,6 +423,8 @@ def compute_topology(stack: Mapping[str, Any]) -> Dict[str, Any]:
         # entries. All of them, so that switching one component on or off changes no other
         # container (and restarts none).
         "hosts": {SERVICE_NAMES[c]: component_address(inp.subnet, c) for c in COMPONENTS},
+        # The user's own entries (hearth_extra_hosts), added to every container's /etc/hosts.
+        "extra_hosts": dict(inp.extra_hosts),
         "server_name": inp.server_name,
         "matrix_hostname": inp.matrix_hostname,
         "enabled": dict(on),

@@ -80,6 +80,17 @@ options:
         to find another; the engine hands the lower half to other containers.
     type: str
     default: 10.89.91.0/24
+  extra_hosts:
+    description:
+      - "Extra C(/etc/hosts) entries for every container of the stack (C(hearth_extra_hosts)),
+        host name to IPv4 address, for example C({matrix.example.net: 192.0.2.10})."
+      - Added to the entries for the stack's own components, never instead of them; a
+        component's name (C(hearth-synapse) ...) cannot be used.
+      - On a real server DNS finds federation peers and this stays empty. It is for names
+        DNS does not give the containers (split-horizon DNS, closed networks, test beds).
+      - The entries are part of every container, so changing them restarts every service.
+    type: dict
+    default: {}
 attributes:
   action:
     description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
@@ -126,6 +137,7 @@ ansible_facts:
         - Everything that crosses role boundaries (see plugins/module_utils/topology.py).
         - Keys include C(enabled), C(services) (per service C(requires), C(wants), C(after),
           C(networks), C(address)), C(network_subnet), C(hosts) (service name to address),
+          C(extra_hosts) (the user's own entries, in every container's C(/etc/hosts)),
           C(start_order), C(stop_order), C(well_known), C(shared_secrets),
           and per component the values its role receives (C(synapse), C(proxy), C(element),
           C(corporal), C(identity), C(mailer)).

@@ -9,6 +9,7 @@ leftovers of killed runs are collected by ``bed.gc()`` before a new run starts.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -144,6 +145,23 @@ def target_factory(engine: str, purpose: str, components: Optional[List[str]] = 
         yield bed_target
     finally:
         _stop_target(bed_target)
+
+
+@contextlib.contextmanager
+def parallel_targets(engine: str, purposes: List[str]) -> Iterator[List[BedTarget]]:
+    """Several targets started at the same time (bed.up locks the image cache it shares), all
+    removed at the end, also when one of them failed to start."""
+    with concurrent.futures.ThreadPoolExecutor(len(purposes)) as pool:
+        futures = [pool.submit(_start_target, engine, purpose) for purpose in purposes]
+        concurrent.futures.wait(futures)
+    started = [future.result() for future in futures if future.exception() is None]
+    try:
+        for future in futures:
+            future.result()  # the first failure, if any
+        yield started
+    finally:
+        for bed_target in started:
+            _stop_target(bed_target)
 
 
 @dataclass

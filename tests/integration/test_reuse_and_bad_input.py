@@ -115,6 +115,10 @@ SITE_CASES: List[Tuple[str, Dict[str, Any], str]] = [
     ("mailer-smarthost-security", {"hearth_mailer_enabled": True, "mailer_smarthost_security": "maybe"},
      "mailer_smarthost_security"),
     ("element-port-range", dict(_ON, element_port=70000), "element_port"),
+    ("extra-hosts-not-ipv4", {"hearth_extra_hosts": {"b.hearth.test": "not-an-address"}}, "hearth_extra_hosts.b.hearth.test"),
+    ("extra-hosts-component-name", {"hearth_extra_hosts": {"hearth-synapse": "192.0.2.1"}}, "hearth_extra_hosts.hearth-synapse"),
+    ("federation-ca-relative", {"synapse_federation_ca_files": ["peer-ca.pem"]}, "synapse_federation_ca_files"),
+    ("federation-ca-missing", {"synapse_federation_ca_files": ["/nonexistent/peer-ca.pem"]}, "synapse_federation_ca_files[0]"),
 ]
 
 # Roles used alone in a user's playbook: (id, role, the alias's variables, expected variable).

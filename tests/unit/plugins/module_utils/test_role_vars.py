@@ -242,3 +242,19 @@ def test_each_component_gets_its_address_and_the_others_as_hosts() -> None:
         for name, address in rv["%s_container_hosts" % component].items():
             other = next(c for c in COMPONENTS if SERVICE_NAMES[c] == name)
             assert rv["%s_container_address" % other] == address
+
+
+def test_extra_hosts_join_every_containers_own_entries() -> None:
+    """hearth_extra_hosts adds to the topology's entries, never replaces them."""
+    extra = {"matrix.b.example.net": "192.0.2.10", "b.example.net": "192.0.2.10"}
+    topo = topology(ALL_ON, extra_hosts=extra)
+    assert topo["extra_hosts"] == extra
+    for component in COMPONENTS:
+        hosts = topo["role_vars"]["%s_container_hosts" % component]
+        assert set(hosts) == ({SERVICE_NAMES[name] for name in COMPONENTS} - {SERVICE_NAMES[component]}) | set(extra)
+        assert all(hosts[name] == address for name, address in extra.items())
+
+
+def test_no_extra_hosts_changes_nothing() -> None:
+    assert topology(BASE)["role_vars"] == topology(BASE, extra_hosts={})["role_vars"]
+    assert topology(BASE)["extra_hosts"] == {}

@@ -87,6 +87,13 @@ def test_flags_accept_ansible_text_spellings(text: str, expected: bool) -> None:
     ({"network_subnet": "10.89.91.7/24"}, "hearth_network_subnet must be an IPv4 subnet"),
     ({"network_subnet": "fd00::/64"}, "hearth_network_subnet must be an IPv4 subnet"),
     ({"network_subnet": 24}, "hearth_network_subnet must be an IPv4 subnet"),
+    ({"extra_hosts": ["b.example.net"]}, "hearth_extra_hosts must map host names to IPv4 addresses"),
+    ({"extra_hosts": {"Bad Name": "192.0.2.1"}}, "hearth_extra_hosts.Bad Name must be a DNS name"),
+    ({"extra_hosts": {"b.example.net": "192.0.2.300"}},
+     "hearth_extra_hosts.b.example.net must be an IPv4 address, got '192.0.2.300'"),
+    ({"extra_hosts": {"b.example.net": 7}}, "hearth_extra_hosts.b.example.net must be an IPv4 address, got 7"),
+    ({"extra_hosts": {"hearth-synapse": "192.0.2.1"}},
+     "hearth_extra_hosts.hearth-synapse is the name of a component of the stack"),
 ])
 def test_errors_name_the_users_variable(overrides: Dict[str, Any], message: str) -> None:
     assert error_for(**overrides).startswith(message)
