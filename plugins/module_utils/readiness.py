@@ -39,6 +39,7 @@ class ProbeError(ValueError):
         self.field_name = field_name
         self.message = message
 
+
 KINDS = ("tcp", "http", "postgres")
 POLL_SECONDS = 0.1
 _PATH_RE = re.compile(r"^/[A-Za-z0-9._~/?=&%-]*$")
