@@ -33,9 +33,12 @@ from ansible_collections.hearth.matrix.plugins.module_utils.container import (
 )
 from ansible_collections.hearth.matrix.plugins.module_utils.readiness import probe_argv
 
-# Engines whose containers the host reaches at their address on the stack network (a bridge
-# on the host): readiness is then probed from the host (readiness.py).
-HOST_REACHES_CONTAINERS = ("docker", "podman")
+# Engines whose units probe readiness from the host (readiness.py): the host reaches the
+# containers at their address on the stack network (a bridge on the host), and the unit's
+# processes may use the network. Not docker: its units' processes are sandboxed without
+# network (DOCKER_CLIENT_SANDBOX), so they ask dockerd (`docker exec`) over its socket file.
+# Not the rootless modes: the stack network lives in the service user's namespace.
+HOST_PROBE_ENGINES = ("podman",)
 
 _UNIT_NAME_RE = re.compile(r"^[a-zA-Z0-9:_.@-]+\.(service|target|socket|mount|path|timer)$")
 _SAFE_ARG_RE = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
@@ -173,13 +176,13 @@ FAST_PROBE_INTERVAL = "0.2"
 def readiness_argv(spec: UnitSpec) -> Optional[List[str]]:
     """The ExecStartPost= argv that waits until the service is ready, or None (no check).
 
-    From the host when it can (a probe declared, a fixed address, a rootful engine, python3
-    found), else the engine-exec loop below."""
+    From the host when it can (a probe declared, a fixed address, an engine in
+    HOST_PROBE_ENGINES, python3 found), else the engine-exec loop below."""
     check = spec.container.healthcheck
     if check is None:
         return None
     if (check.probe is not None and spec.container.address and spec.paths.python
-            and spec.engine in HOST_REACHES_CONTAINERS):
+            and spec.engine in HOST_PROBE_ENGINES):
         return probe_argv(spec.paths.python, spec.container.address, check.probe, spec.ready_timeout)
     script = _readiness_script(spec)
     return [spec.paths.sh, "-c", script] if script else None

@@ -81,6 +81,7 @@ def test_probe_from_the_host_when_everything_needed_is_there() -> None:
     ("podman", PODMAN, None, HTTP),                                                 # no fixed address
     ("podman", HostPaths(engine="/usr/bin/podman", sh="/bin/sh"), "10.89.91.139", HTTP),  # no python3 on the host
     ("podman_rootless", PODMAN, "10.89.91.139", HTTP),                              # the host cannot reach it
+    ("docker", PODMAN, "10.89.91.139", HTTP),                                       # the unit has no network
 ])
 def test_probe_through_the_engine_otherwise(engine: str, paths: HostPaths, address: Any, probe: Any) -> None:
     spec = _spec("podman", paths, address, probe)
