@@ -22,8 +22,7 @@ description:
     when the certificate names an OCSP responder, then reloads the proxy (SIGHUP, no restart).
   - A failed order leaves the served certificate as it is and fails with one line naming the
     hostnames whose challenge failed.
-  - Writes O(settings_path) (mode 0600): the same request for the host's renewal timer.
-author: hearth.matrix contributors
+  - Writes O(settings_path) (mode 0600) with the same request, for the host's renewal timer.
 options:
   domains:
     description: DNS names of the certificate (no wildcards; HTTP-01 cannot prove them).
@@ -87,9 +86,17 @@ options:
     description: Where the renewal timer's copy of this request is written; empty writes none.
     type: path
     default: /etc/hearth-matrix/acme.json
-notes:
-  - Check mode reports what would be ordered, installed and reloaded, and runs nothing.
-  - Diff mode shows nothing: the only files written are certificates and keys.
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details: Reports what would be ordered, installed and reloaded; runs nothing but openssl.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+    details: The served certificate's serial, expiry and names before and after (never a key).
+author:
+  - Hearth Matrix contributors (@hearth-matrix)
 """
 
 EXAMPLES = r"""
@@ -134,6 +141,7 @@ changes:
 
 import json
 import os
+from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -218,13 +226,27 @@ def main() -> None:
     def run(argv_: list) -> tuple:
         return module.run_command(argv_)
 
+    served = os.path.join(params["tls_dir"], "server.crt")
+    before = describe(run, openssl, served)
     try:
         result = converge(request, run, openssl, module.check_mode)
     except (AcmeError, OSError) as exc:
         module.fail_json(msg=str(exc))
     data = result.as_dict()
     data["changed"] = result.changed or settings_changed
+    if module._diff:  # pylint: disable=protected-access
+        after = "(a new certificate for %s)\n" % ", ".join(domains) if module.check_mode and result.installed \
+            else describe(run, openssl, served)
+        data["diff"] = {"before": before, "after": after, "before_header": served, "after_header": served}
     module.exit_json(**data)
+
+
+def describe(run: Any, openssl: str, path: str) -> str:
+    """Serial, expiry and names of a certificate, for the diff."""
+    if not os.path.exists(path):
+        return "(none)\n"
+    rc, out, _err = run([openssl, "x509", "-in", path, "-noout", "-serial", "-enddate", "-ext", "subjectAltName"])
+    return out if rc == 0 else "(unreadable)\n"
 
 
 def write_settings(module: AnsibleModule, path: str, request: AcmeRequest) -> bool:

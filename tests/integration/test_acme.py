@@ -72,7 +72,7 @@ def pebble(target_ip: str) -> Iterator[Tuple[str, str]]:
             PEBBLE_IMAGE)
     try:
         address = _podman("inspect", "--format", "{{.NetworkSettings.IPAddress}}", name).strip()
-        for _ in range(60):
+        for _attempt in range(60):
             code = subprocess.run(["podman", "exec", name, "test", "-s", "/pebble/api.crt"], check=False).returncode
             if code == 0 and _port_open(address, 14000) and _port_open(address, 8055):
                 break

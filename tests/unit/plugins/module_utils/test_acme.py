@@ -6,6 +6,7 @@ client (certbot in a container) and the proxy's reload are a fake runner."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import stat
@@ -100,7 +101,7 @@ def test_certbot_args() -> None:
     assert args[args.index("--server") + 1] == "https://acme.test/dir"
     assert [args[i + 1] for i, a in enumerate(args) if a == "--domain"] == list(DOMAINS)
     assert args[args.index("--webroot-path") + 1] == acme.CONTAINER_WEBROOT
-    with_mail = acme.certbot_args(acme.AcmeRequest(**dict(req.__dict__, email="a@example.org")))
+    with_mail = acme.certbot_args(dataclasses.replace(req, email="a@example.org"))
     assert with_mail[with_mail.index("--email") + 1] == "a@example.org"
     assert "--register-unsafely-without-email" not in with_mail
 
@@ -191,5 +192,3 @@ def test_reload_of_a_missing_proxy_is_not_an_error(tmp_path: Path) -> None:
 
     result = acme.converge(request(tmp_path), NoProxy(tmp_path / "acme"), OPENSSL)
     assert result.installed and not result.reloaded
-
-

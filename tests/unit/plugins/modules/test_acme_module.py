@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import stat
 from pathlib import Path
@@ -84,3 +83,10 @@ def test_settings_for_the_timer(tmp_path: Path) -> None:
     settings = json.loads(path.read_text())
     assert settings["domains"] == ["matrix.example.org", "example.org"]
     assert settings["client_argv"][1:3] == ["run", "--rm"] and settings["renew_days"] == 30
+
+
+def test_diff_shows_the_served_certificate(tmp_path: Path) -> None:
+    (tmp_path / "tls").mkdir()
+    result = run_module(acme_module.main, params(tmp_path), check_mode=True, diff=True)
+    assert result["diff"]["before"] == "(none)\n"
+    assert result["diff"]["after"] == "(a new certificate for matrix.example.org, example.org)\n"
