@@ -43,7 +43,7 @@ from typing import Any, Dict, Iterator, List, Tuple
 import pytest
 
 from conftest import BASE_VARS, ENGINES, RUN_ID, BedTarget, target_factory
-from harness import PlaybookRun, failure_messages, run_playbook, PLAYBOOKS
+from harness import PLAYBOOKS, PlaybookRun, failure_messages, run_playbook, wait_for
 
 ENGINE = "podman"
 SERVER_NAME, MATRIX_HOSTNAME = BASE_VARS["hearth_server_name"], BASE_VARS["hearth_matrix_hostname"]
@@ -72,11 +72,8 @@ def pebble(target_ip: str) -> Iterator[Tuple[str, str]]:
             PEBBLE_IMAGE)
     try:
         address = _podman("inspect", "--format", "{{.NetworkSettings.IPAddress}}", name).strip()
-        for _attempt in range(60):
-            code = subprocess.run(["podman", "exec", name, "test", "-s", "/pebble/api.crt"], check=False).returncode
-            if code == 0 and _port_open(address, 14000) and _port_open(address, 8055):
-                break
-            threading.Event().wait(0.5)
+        wait_for(lambda: _port_open(address, 14000) and _port_open(address, 8055), timeout=60,
+                 what="pebble and pebble-challtestsrv in %s" % name)
         yield name, address
     finally:
         _podman("rm", "--force", name, check=False)
