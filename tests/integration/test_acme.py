@@ -181,9 +181,11 @@ def test_acme_issue_renew_and_fail(bed_images: Dict[str, Any], tmp_path: Path) -
                                    str(tmp_path / "chain.pem"), str(tmp_path / "leaf.pem")],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
         assert verified.returncode == 0, verified.stdout
-        _rc, modes = bed_target.sh("stat -c '%a %u' /opt/hearth-matrix/acme; "
-                                   "find /opt/hearth-matrix/acme -perm /o+rwx ! -type l | wc -l")
-        assert modes.split() == ["700", "991", "0"], modes
+        # The data dir is the client's only; the keys in it are private to it besides.
+        _rc, modes = bed_target.sh("stat -c '%a %u' /opt/hearth-matrix/acme; find /opt/hearth-matrix/acme "
+                                   "\\( -name 'privkey*.pem' -o -name private_key.json \\) -type f -perm /go+rwx | wc -l; "
+                                   "find /opt/hearth-matrix/acme \\( -name 'privkey*.pem' -o -name private_key.json \\) -type f | wc -l")
+        assert modes.split()[:2] == ["700", "991"] and modes.split()[2] == "0" and modes.split()[3] != "0", modes
         _rc, timer = bed_target.sh("systemctl is-enabled hearth-matrix-acme.timer; systemctl is-active hearth-matrix-acme.timer")
         assert timer.split() == ["enabled", "active"], timer
 
