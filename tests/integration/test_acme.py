@@ -11,6 +11,7 @@ with ``nginx_proxy_tls_source: acme``, the directory URL of that Pebble and its 
 (``hearth_acme_ca_bundle``), and certbot from Debian (image tests/bed/images/certbot). The
 test talks to the loopback ports the bed publishes and to the Pebble container it created.
 
+0. Check mode on the fresh host reports the order and changes nothing.
 1. First converge: the proxy starts with the self-made certificate, certbot orders through
    it, the proxy serves Pebble's certificate for both names (the matrix hostname and the
    delegated server name); its chain verifies against Pebble's root (from Pebble's
@@ -161,6 +162,14 @@ def test_acme_issue_renew_and_fail(bed_images: Dict[str, Any], tmp_path: Path) -
                           hearth_acme_ca_bundle=API_CA_ON_TARGET, hearth_acme_image=CERTBOT_IMAGE,
                           hearth_acme_email="admin@%s" % SERVER_NAME)
         https = bed_target.port(443)
+
+        # 0. Check mode on the fresh host: reports the order, changes nothing.
+        checked = run_playbook(bed_target.inventory, PLAYBOOKS / "site.yml", stack_vars, args=["--check", "--diff"])
+        assert checked.rc == 0 and checked.failed == 0 and checked.changed > 0, checked.tail(40)
+        assert "(a new certificate for %s, %s)" % (MATRIX_HOSTNAME, SERVER_NAME) in checked.output, checked.tail(40)
+        _rc, left = bed_target.sh("ls /opt/hearth-matrix /etc/hearth-matrix /etc/systemd/system/hearth-matrix-acme.timer "
+                                  "2>&1 | grep -vc 'No such file'", check=False)
+        assert left.strip() == "0", left
 
         # 1. Issued through the proxy, both names, chain to Pebble's root.
         first = _converge(bed_target, stack_vars)
