@@ -70,7 +70,7 @@ options:
         C(restart_sec), C(directories) (C(path/owner/group/mode)), C(secrets)
         (C(path/owner/group/mode/length/format)), C(files)
         (C(path/content|src/owner/group/mode/restart/secret)), C(links) (C(path/src)),
-        C(tls) (C(ca_dir/tls_dir/domains/common_name/key_owner/key_group/cert_group/days/ca_days)),
+        C(tls) (C(ca_dir/tls_dir/domains/common_name/key_owner/key_group/cert_group/days/ca_days/replaceable)),
         C(container), C(fingerprint), C(instance), C(image_check) (C(kind/variable/config/python)).
       - C(image_check) with C(kind=synapse_schema) - before anything changes, when the image
         differs from the one the component's unit was written for, the new image runs once
@@ -232,6 +232,8 @@ def _converge_files(module: AnsibleModule, facts: HostFacts, component: Componen
         if module.check_mode and len(report.restart_reasons) > reasons:
             # Not issued in check mode: the new certificate's restart must still be predicted.
             report.digests.append("tls=to-be-issued")
+        elif component.tls.replaceable:
+            report.digests.append("tls=replaceable")
         else:
             report.digests.append("tls=%s" % (read_text(os.path.join(component.tls.tls_dir, "server.crt")) or ""))
     if component.networks:
