@@ -110,6 +110,20 @@ options:
         a tmpfs (C(/run)) - after a reboot every service has started anew anyway.
     type: path
     default: /run/hearth-matrix/pending-restart
+  remove_units:
+    description:
+      - Units (in O(unit_dir)) left by a feature that is turned off, for example the ACME
+        renewal timer - each one present is stopped, disabled and deleted (one
+        C(daemon-reload) after). Absent ones are fine.
+    type: list
+    elements: str
+    default: []
+  remove_files:
+    description:
+      - Absolute paths of files such a feature left - each one present is deleted.
+    type: list
+    elements: path
+    default: []
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -193,6 +207,7 @@ from ansible_collections.hearth.matrix.plugins.module_utils.service_state import
     ensure_networks,
     prefetch,
     read_text,
+    remove_leftovers,
     remove_service,
     restart_relevant,
     systemctl,
@@ -202,6 +217,7 @@ from ansible_collections.hearth.matrix.plugins.module_utils.service_state import
     write_unit,
 )
 from ansible_collections.hearth.matrix.plugins.module_utils.tls import ensure_self_signed
+from ansible_collections.hearth.matrix.plugins.module_utils.unit import check_unit_names
 
 ARGUMENT_SPEC: Dict[str, Any] = {
     "role": {"type": "str"},
@@ -210,6 +226,8 @@ ARGUMENT_SPEC: Dict[str, Any] = {
     "components": {"type": "list", "elements": "dict"},
     "unit_dir": {"type": "path", "default": "/etc/systemd/system"},
     "pending_dir": {"type": "path", "default": "/run/hearth-matrix/pending-restart"},
+    "remove_units": {"type": "list", "elements": "str", "default": []},
+    "remove_files": {"type": "list", "elements": "path", "default": []},
 }
 
 
@@ -379,6 +397,9 @@ def converge(module: AnsibleModule, components: List[Component]) -> Dict[str, An
             unit_path = os.path.join(unit_dir, component.name + ".service")
             removed_any = remove_service(module, facts_by_engine[component.engine], component.name, unit_path,
                                          report) or removed_any
+    if module.params["remove_units"] or module.params["remove_files"]:
+        removed_any = remove_leftovers(module, any_facts, unit_dir, module.params["remove_units"],
+                                       module.params["remove_files"], reports.setdefault("leftovers", Report())) or removed_any
     if (removed_any or renamed) and not module.check_mode:
         daemon_reload(module, any_facts)
     result: Dict[str, Any] = {
@@ -401,9 +422,16 @@ def main() -> None:
     if module.params["components"] is None:
         module.fail_json(msg="components is required (the action plugin builds it from role/spec)")
     try:
+        check_unit_names("remove_units", module.params["remove_units"])
+    except SpecError as error:
+        module.fail_json(msg=str(error), field=error.field)
+    try:
         components = components_from_list(module.params["components"])
     except SpecError as error:
         module.fail_json(msg="components: %s" % error, field=error.field)
+    relative = [path for path in module.params["remove_files"] if not os.path.isabs(path)]
+    if relative:
+        module.fail_json(msg="remove_files: must be absolute paths, got %s" % ", ".join(relative), field="remove_files")
     if not components:
         module.exit_json(changed=False, components={}, started=[], restarted=[])
     try:

@@ -22,6 +22,8 @@ test talks to the loopback ports the bed publishes and to the Pebble container i
    start time), and a client loop running across it saw no failed request.
 4. Failure: challtestsrv points the server name elsewhere; a converge that must order
    fails naming that hostname, and the proxy still serves the last good certificate.
+5. Back to the self-made certificate: the renewal timer's units, settings and code are gone,
+   the client's data dir stays.
 
 One engine (podman): what is tested is certbot, nginx's reload and the playbook's logic,
 the same on both engines; the engine only runs one more container, which every other suite
@@ -233,6 +235,16 @@ def test_acme_issue_renew_and_fail(bed_images: Dict[str, Any], tmp_path: Path) -
         assert messages and "challenge failed for %s " % SERVER_NAME in messages[0], failure_messages(failed.output)
         assert MATRIX_HOSTNAME not in messages[0].split(":")[0], messages[0]
         assert _serial(https) == renewed
+
+        # 5. Back to the self-made certificate: the same converge call removes the renewal
+        # timer (units, settings, code); the client's data dir stays.
+        off = _converge(bed_target, dict(stack_vars, nginx_proxy_tls_source="self_signed"))
+        assert off.rc == 0, off.tail(40)
+        rc, left = bed_target.sh("ls /etc/systemd/system/hearth-matrix-acme.timer /etc/systemd/system/hearth-matrix-acme.service "
+                                 "%s 2>&1" % SETTINGS_ON_TARGET, check=False)
+        assert rc != 0 and left.count("No such file") == 3, left
+        rc, _out = bed_target.sh("test -d /opt/hearth-matrix/acme", check=False)
+        assert rc == 0, "the ACME data dir went with the timer"
 
 
 def _podman_on(bed_target: BedTarget, args: str) -> str:
