@@ -141,12 +141,28 @@ def prepare_rootless(host: Host, bins: Dict[str, Optional[str]], user: RootlessU
             _run(host, [bins["systemctl"] or "systemctl", "start", manager])
     own = Ownership(str(plan.uid), str(plan.gid), "0700")
     config = os.path.join(plan.home, ".config")
-    for path in (config, os.path.join(config, "systemd"), plan.unit_dir):
+    containers = os.path.join(config, "containers")
+    for path in (config, os.path.join(config, "systemd"), plan.unit_dir, containers):
         if os.path.isdir(os.path.dirname(path)) or not host.check_mode:
             ensure_directory(host, Directory(path, own), report)
+    if os.path.isdir(containers) or not host.check_mode:
+        ensure_file(host, File(path=os.path.join(containers, "storage.conf"), restart=False,
+                               own=Ownership(str(plan.uid), str(plan.gid), "0644"),
+                               content=storage_conf(bins.get("fuse-overlayfs"))), report)
     if user.unprivileged_port_start is not None:
         ensure_port_start(host, bins, user.unprivileged_port_start, report)
     return plan
+
+
+def storage_conf(fuse_overlayfs: Optional[str]) -> str:
+    """The service user's image storage: overlay. Without a storage.conf, podman falls back to
+    vfs (a full copy per layer; its layer roots are 0700, so a container's non-root user
+    cannot even exec). fuse-overlayfs, when installed, also works where the user's home is
+    itself on overlayfs (native rootless overlay needs Linux 5.13 and no overlay below)."""
+    lines = ["# Managed by hearth.matrix: the rootless engine's image storage.", "[storage]", 'driver = "overlay"']
+    if fuse_overlayfs:
+        lines += ["", "[storage.options.overlay]", 'mount_program = "%s"' % fuse_overlayfs]
+    return "\n".join(lines) + "\n"
 
 
 def ensure_port_start(host: Host, bins: Dict[str, Optional[str]], start: int, report: Report) -> None:
@@ -277,7 +293,7 @@ def setup_engine_mode(module: Any, components: List[Component]) -> Tuple[Any, Li
     if not (runuser and podman and systemctl):
         raise HostError("hearth_engine", "%s needs runuser, %s and systemctl on the host"
                         % (modes[0], engine_binary(modes[0])))
-    bins = {name: module.get_bin_path(name) for name in ("useradd", "usermod", "loginctl", "sysctl")}
+    bins = {name: module.get_bin_path(name) for name in ("useradd", "usermod", "loginctl", "sysctl", "fuse-overlayfs")}
     bins["systemctl"] = systemctl
     report = Report()
     plan = prepare_rootless(module, bins, user, plan, report)
