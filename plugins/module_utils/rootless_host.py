@@ -95,7 +95,8 @@ def check_rootless(user: RootlessUser) -> Plan:
         return Plan(uid=0, gid=0, home=user.home, idmap=IdMap(0, 0, planned, planned), exists=False)
     ranges = {}
     for path, kind in ((SUBUID, "uid"), (SUBGID, "gid")):
-        found = parse_subids(_read(path), user.name, entry.pw_uid if kind == "uid" else entry.pw_gid)
+        # Both files name the owner by login name or uid (subgid(5): not by gid).
+        found = parse_subids(_read(path), user.name, entry.pw_uid)
         usable = usable_range(found)
         if usable is None:
             have = "a range of %d" % found[0].count if found else "no range"
