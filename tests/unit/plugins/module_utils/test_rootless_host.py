@@ -28,8 +28,16 @@ def subids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Dict[str, Path]:
     return paths
 
 
+def _lookup(known: bool):
+    def getpwnam(name: str) -> pwd.struct_passwd:
+        if known and name == "hearth":
+            return ENTRY
+        raise KeyError(name)
+    return getpwnam
+
+
 def _user_exists(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rh.pwd, "getpwnam", lambda name: ENTRY if name == "hearth" else (_ for _ in ()).throw(KeyError(name)))
+    monkeypatch.setattr(rh.pwd, "getpwnam", _lookup(True))
 
 
 def test_existing_user_without_range_names_the_variable(subids: Dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -60,7 +68,7 @@ def test_existing_user_with_ranges_gives_the_mapping(subids: Dict[str, Path], mo
 
 
 def test_missing_user_is_planned_with_a_free_range(subids: Dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rh.pwd, "getpwnam", lambda name: (_ for _ in ()).throw(KeyError(name)))
+    monkeypatch.setattr(rh.pwd, "getpwnam", _lookup(False))
     subids["uid"].write_text("alice:100000:65536\n")
     plan = rh.check_rootless(RootlessUser("hearth", "/var/lib/hearth"))
     assert not plan.exists and plan.idmap.subuid == IdRange(196608, 65536) == plan.idmap.subgid
