@@ -35,7 +35,8 @@ _memory: Dict[str, str] = {}
 
 @pytest.fixture(scope="module")
 def rootless_target(bed_images: Dict[str, object]) -> Iterator[BedTarget]:
-    with target_factory("podman", "rootless") as bed_target:
+    # Only the base stack's images: the first converge copies each into the user's store.
+    with target_factory("podman", "rootless", components=["postgres", "synapse", "nginx"]) as bed_target:
         yield bed_target
 
 
