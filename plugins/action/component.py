@@ -20,6 +20,12 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible_collections.hearth.matrix.plugins.module_utils.component import components_from_list
 from ansible_collections.hearth.matrix.plugins.module_utils.container import SpecError
+from ansible_collections.hearth.matrix.plugins.module_utils.engine_mode import (
+    ROOTLESS_DEFAULTS,
+    EngineModeError,
+    is_rootless,
+    rootless_settings,
+)
 from ansible_collections.hearth.matrix.plugins.module_utils.role_options import (
     SHARED_OPTIONS,
     RoleInputError,
@@ -52,6 +58,14 @@ class ActionModule(ActionBase):
             return []
         planned = self._variable(task_vars, PLANNED_FACT)
         return list(planned or [])
+
+    def _rootless(self, task_vars: Mapping[str, Any], components: Any) -> Optional[Dict[str, Any]]:
+        """The hearth_rootless_* variables, checked, when a component runs rootless."""
+        if not any(is_rootless(str(c.get("engine", ""))) for c in components if isinstance(c, Mapping)):
+            return None
+        raw = {key: self._variable(task_vars, "hearth_rootless_%s" % key)
+               for key in ROOTLESS_DEFAULTS if "hearth_rootless_%s" % key in task_vars}
+        return rootless_settings(raw)
 
     def run(self, tmp: Optional[str] = None, task_vars: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         task_vars = task_vars or {}
@@ -89,6 +103,13 @@ class ActionModule(ActionBase):
             result.update(failed=True, msg="%s: %s" % (role or "components", error))
             return result
         module_args = {"components": components}
+        try:
+            rootless = self._rootless(task_vars, components)
+        except EngineModeError as error:
+            result.update(failed=True, msg=str(error))
+            return result
+        if rootless:
+            module_args["rootless"] = rootless
         for passed_on in ("unit_dir", "remove_units", "remove_files"):
             if args.get(passed_on):
                 module_args[passed_on] = args[passed_on]

@@ -26,6 +26,7 @@ from ansible_collections.hearth.matrix.plugins.module_utils.container import (
     SpecError,
     container_spec_from_dict,
 )
+from ansible_collections.hearth.matrix.plugins.module_utils.engine_mode import EngineModeError, check_engine
 from ansible_collections.hearth.matrix.plugins.module_utils.image_check import ImageCheck, image_check_from_dict
 from ansible_collections.hearth.matrix.plugins.module_utils.unit import check_unit_names
 
@@ -377,8 +378,10 @@ def component_from_dict(raw: Mapping[str, Any]) -> Component:
     if state not in STATES:
         raise SpecError("state", "must be one of %s, got %r" % (", ".join(STATES), state))
     engine = raw.get("engine", "docker")
-    if engine not in ("docker", "podman"):
-        raise SpecError("engine", "must be docker or podman, got %r" % (engine,))
+    try:
+        engine = check_engine(engine, "engine")
+    except EngineModeError as error:
+        raise SpecError("engine", str(error)[len("engine "):]) from None
     instance = _str(raw, "instance", "", default="")
     if "\n" in instance:
         raise SpecError("instance", "must be one line, got %r" % (instance,))

@@ -22,7 +22,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.hearth.matrix.plugins.module_utils.readiness import Probe, ProbeError, parse_probe
 
-ENGINES = ("docker", "podman")
+# Every engine mode (module_utils/engine_mode.py); a rootless mode renders like its binary.
+ENGINES = ("docker", "podman", "podman_rootless")
 
 # Capabilities a spec may add back (Linux capabilities(7)); anything else is a typo or an
 # attempt to add something that no component of this stack should ever need.
@@ -507,6 +508,7 @@ def check_port_clashes(specs: Sequence[ContainerSpec]) -> None:
 _ENGINE_FLAGS = {
     "docker": {"log": ["--log-driver=none"]},
     "podman": {"log": ["--log-driver=none"]},
+    "podman_rootless": {"log": ["--log-driver=none"]},
 }
 
 

@@ -17,11 +17,12 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from ansible_collections.hearth.matrix.plugins.module_utils.component import component_from_dict, is_abs_path
 from ansible_collections.hearth.matrix.plugins.module_utils.container import SpecError
+from ansible_collections.hearth.matrix.plugins.module_utils.engine_mode import EngineModeError, check_engine
 
 # option -> what it is (for docs and messages). Required unless it has a fallback below.
 SHARED_OPTIONS: Dict[str, str] = {
     "enabled": "true: the service is deployed and runs; false: its unit and container are removed (data stays)",
-    "engine": "docker or podman",
+    "engine": "docker, podman or podman_rootless",
     "service_name": "name of the systemd unit (without .service) and of the container",
     "image": "container image reference",
     "uid": "numeric user id the container runs as (never 0)",
@@ -151,10 +152,10 @@ def option_values(role: str, lookup: Mapping[str, Any], host_only: bool = False)
         raise RoleInputError(var(option), "is required")
 
     values: Dict[str, Any] = {"enabled": _bool(var("enabled"), get("enabled"))}
-    engine = get("engine")
-    if engine not in ("docker", "podman"):
-        raise RoleInputError(var("engine"), "must be docker or podman, got %r" % (engine,))
-    values["engine"] = engine
+    try:
+        values["engine"] = check_engine(get("engine"), var("engine"))
+    except EngineModeError as error:
+        raise RoleInputError(error.variable, str(error)[len(error.variable) + 1:]) from None
     if host_only:
         return values
     name = get("service_name")

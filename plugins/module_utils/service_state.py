@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ansible_collections.hearth.matrix.plugins.module_utils.component import Component, Network
+from ansible_collections.hearth.matrix.plugins.module_utils.engine_mode import engine_binary, is_rootless
 from ansible_collections.hearth.matrix.plugins.module_utils.host_state import Host, HostError, Report
 from ansible_collections.hearth.matrix.plugins.module_utils.unit import (
     INSTANCE_PREFIX,
@@ -28,7 +29,7 @@ from ansible_collections.hearth.matrix.plugins.module_utils.unit import (
     render_unit,
 )
 
-ENGINE_UNITS = {"docker": "docker.service", "podman": ""}
+ENGINE_UNITS = {"docker": "docker.service", "podman": "", "podman_rootless": ""}
 RELOAD_LINE_PREFIX = "ExecStartPost=-"
 
 
@@ -41,6 +42,8 @@ class HostFacts:
     openssl: Optional[str]
     systemd_version: int
     python: str = ""
+    # The units run in a service user's systemd instance (a rootless engine mode).
+    user_scope: bool = False
 
     @property
     def engine_unit(self) -> str:
@@ -93,11 +96,11 @@ class BinFinder:
 
 
 def detect_facts(host: Host, finder: BinFinder, engine: str) -> HostFacts:
-    engine_path = finder.get_bin_path(engine)
+    engine_path = finder.get_bin_path(engine_binary(engine))
     if not engine_path:
         raise HostError("engine", "no '%s' executable on the host: install %s first (installing the engine is "
                         "outside this collection) or choose the other engine (hearth_engine, or <role>_engine "
-                        "for a role used alone)" % (engine, engine))
+                        "for a role used alone)" % (engine_binary(engine), engine_binary(engine)))
     systemctl = finder.get_bin_path("systemctl")
     if not systemctl:
         raise HostError("engine", "systemctl not found: the host must run systemd")
@@ -112,6 +115,7 @@ def detect_facts(host: Host, finder: BinFinder, engine: str) -> HostFacts:
         systemd_version=int(match.group(1)) if rc == 0 and match else 0,
         # For the readiness probes (readiness.py); without it, units probe via the engine.
         python=finder.get_bin_path("python3") or "",
+        user_scope=is_rootless(engine),
     )
 
 
@@ -211,6 +215,7 @@ def unit_text(facts: HostFacts, component: Component, image_id: str, report: Rep
         fingerprint="image=%s state=%s" % (image_id[:19], fingerprint),
         instance=component.instance,
         reload_on_ready=component.reload_on_ready,
+        scope="user" if facts.user_scope else "system",
     )
     return render_unit(spec)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, Mapping
 
+from ansible_collections.hearth.matrix.plugins.module_utils.engine_mode import ENGINE_MODES, EngineModeError, check_engine
 from ansible_collections.hearth.matrix.plugins.module_utils.topology import (
     COMPONENTS,
     DEFAULT_NETWORK,
@@ -24,7 +25,7 @@ from ansible_collections.hearth.matrix.plugins.module_utils.topology import (
 )
 
 PREFIX = "hearth_"
-ENGINES = ("docker", "podman")
+ENGINES = ENGINE_MODES
 # Components on when the user says nothing: the smallest stack that serves clients.
 DEFAULT_ENABLED = {"postgres": True, "synapse": True, "nginx_proxy": True}
 DEFAULTS: Dict[str, Any] = {
@@ -116,8 +117,10 @@ def stack_input(variables: Mapping[str, Any]) -> Dict[str, Any]:
         raise StackVariableError(", ".join(unknown), "is not an option of hearth.matrix.stack")
     values = dict(DEFAULTS, **{key: value for key, value in variables.items() if value is not None})
     server_name = _required_text("server_name", variables.get("server_name"), "the Matrix server name, e.g. example.org")
-    if values["engine"] not in ENGINES:
-        raise StackVariableError(PREFIX + "engine", "must be docker or podman, got %r" % (values["engine"],))
+    try:
+        check_engine(values["engine"], PREFIX + "engine")
+    except EngineModeError as error:
+        raise StackVariableError(error.variable, str(error)[len(error.variable) + 1:]) from None
     base_dir = values["base_dir"]
     if not isinstance(base_dir, str) or not base_dir.startswith("/"):
         raise StackVariableError(PREFIX + "base_dir", "must be an absolute path, got %r" % (base_dir,))

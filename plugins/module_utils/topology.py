@@ -29,6 +29,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Sequence
 
+from ansible_collections.hearth.matrix.plugins.module_utils.engine_mode import ENGINE_MODES
+
 COMPONENTS = ("postgres", "mailer", "synapse", "identity", "corporal", "element", "nginx_proxy")
 
 SERVICE_NAMES = {
@@ -464,8 +466,8 @@ def _add_role_inputs(result: Dict[str, Any], stack: Mapping[str, Any]) -> None:
     from ansible_collections.hearth.matrix.plugins.module_utils import role_vars as rv
 
     engine = stack.get("engine", "docker")
-    if engine not in ("docker", "podman"):
-        raise TopologyError("engine", "must be docker or podman, got %r" % (engine,))
+    if engine not in ENGINE_MODES:
+        raise TopologyError("engine", "must be one of %s, got %r" % (", ".join(ENGINE_MODES), engine))
     base_dir = stack.get("base_dir", "/opt/hearth-matrix")
     if (not isinstance(base_dir, str) or not re.match(r"^(/[A-Za-z0-9._-]+)+$", base_dir)
             or any(part in (".", "..") for part in base_dir.split("/"))):

@@ -125,6 +125,9 @@ class UnitSpec:
     # Containers told to reload (SIGHUP) once this service is ready: a proxy that resolves
     # its upstreams when it loads its config then follows this service's new address.
     reload_on_ready: Tuple[str, ...] = ()
+    # "user": the unit runs in a rootless service user's systemd instance, which has no
+    # network-online.target or multi-user.target; default.target is its boot goal (linger).
+    scope: str = "system"
 
     @property
     def name(self) -> str:
@@ -232,8 +235,10 @@ def render_unit(spec: UnitSpec) -> str:
     name = spec.name
     engine_units = [spec.engine_unit] if spec.engine_unit else []
     requires = _unique(engine_units + list(spec.requires))
-    wants = _unique(["network-online.target"] + list(spec.wants))
-    after = _unique(["sysinit.target", "basic.target", "network-online.target"] + engine_units
+    system = spec.scope != "user"
+    wants = _unique((["network-online.target"] if system else []) + list(spec.wants))
+    base = ["sysinit.target", "basic.target", "network-online.target"] if system else ["basic.target"]
+    after = _unique(base + engine_units
                     + list(spec.requires) + list(spec.wants) + list(spec.after))
     stop_grace = spec.container.stop_timeout
 
@@ -250,7 +255,8 @@ def render_unit(spec: UnitSpec) -> str:
     ]
     if requires:
         lines.append("Requires=%s" % " ".join(requires))
-    lines.append("Wants=%s" % " ".join(wants))
+    if wants:
+        lines.append("Wants=%s" % " ".join(wants))
     lines.append("After=%s" % " ".join(after))
     lines += ["Conflicts=shutdown.target", "Before=shutdown.target", ""]
 
@@ -281,7 +287,7 @@ def render_unit(spec: UnitSpec) -> str:
         "SyslogIdentifier=%s" % name,
         "",
         "[Install]",
-        "WantedBy=multi-user.target",
+        "WantedBy=%s" % ("multi-user.target" if system else "default.target"),
         "",
     ]
     return "\n".join(lines)

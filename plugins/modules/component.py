@@ -124,6 +124,34 @@ options:
     type: list
     elements: path
     default: []
+  rootless:
+    description:
+      - Settings of a rootless engine mode (C(engine=podman_rootless)); the action plugin
+        fills them from C(hearth_rootless_user), C(hearth_rootless_home) and
+        C(hearth_rootless_unprivileged_port_start).
+      - Before anything changes - an existing O(rootless.user) without a subordinate uid and
+        gid range of at least 65536 ids, or a published port below the opt-in
+        O(rootless.unprivileged_port_start) (the kernel's 1024 without it), is an error naming
+        the variable.
+      - Then the user is created when missing (system user, home O(rootless.home), a free
+        subordinate range of 65536 ids), linger is enabled, its systemd instance is started,
+        units go to C(<home>/.config/systemd/user) and the engine and C(systemctl --user) run
+        as the user. Every owner and group is the host id the container's id maps to (root
+        is the user, uid U is the range's start + U - 1). An image missing from the user's
+        store is copied from root's store. On a cgroup v1 host the memory, pids and CPU
+        limits are dropped with a warning naming each C(<role>_*) variable.
+    type: dict
+    suboptions:
+      user:
+        description: The service user that owns the engine and the units.
+        type: str
+        default: hearth
+      home:
+        description: Its home (engine storage, units); default C(/var/lib/<user>).
+        type: str
+      unprivileged_port_start:
+        description: Opt-in value of C(net.ipv4.ip_unprivileged_port_start) (persisted in C(/etc/sysctl.d)).
+        type: int
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -198,6 +226,7 @@ from ansible_collections.hearth.matrix.plugins.module_utils.host_state import (
     ensure_secret,
     ensure_service_user,
 )
+from ansible_collections.hearth.matrix.plugins.module_utils.rootless_host import setup_engine_mode
 from ansible_collections.hearth.matrix.plugins.module_utils.service_state import (
     EngineCache,
     HostFacts,
@@ -228,6 +257,12 @@ ARGUMENT_SPEC: Dict[str, Any] = {
     "pending_dir": {"type": "path", "default": "/run/hearth-matrix/pending-restart"},
     "remove_units": {"type": "list", "elements": "str", "default": []},
     "remove_files": {"type": "list", "elements": "path", "default": []},
+    # Only for a rootless engine mode; the action plugin fills it from hearth_rootless_*.
+    "rootless": {"type": "dict", "options": {
+        "user": {"type": "str", "default": "hearth"},
+        "home": {"type": "str"},
+        "unprivileged_port_start": {"type": "int"},
+    }},
 }
 
 
@@ -335,10 +370,16 @@ def _remove_renamed(module: AnsibleModule, components: List[Component], reports:
 
 
 def converge(module: AnsibleModule, components: List[Component]) -> Dict[str, Any]:
-    unit_dir = module.params["unit_dir"]
     facts_by_engine: Dict[str, HostFacts] = {}
     reports: Dict[str, Report] = {}
     check_sources([item for component in components for item in component.files])
+    # A rootless mode: from here on, "module" runs the engine and systemctl as the service
+    # user, the units live in its systemd instance and the owners are the mapped host ids.
+    system, system_unit_dir = module, module.params["unit_dir"]   # leftovers are system units
+    module, components, prepared = setup_engine_mode(module, components)
+    if prepared is not None:
+        reports["hearth-rootless"] = prepared
+    unit_dir = module.params["unit_dir"]
     for component in components:
         if component.engine not in facts_by_engine:
             facts_by_engine[component.engine] = detect_facts(module, module, component.engine)
@@ -398,8 +439,10 @@ def converge(module: AnsibleModule, components: List[Component]) -> Dict[str, An
             removed_any = remove_service(module, facts_by_engine[component.engine], component.name, unit_path,
                                          report) or removed_any
     if module.params["remove_units"] or module.params["remove_files"]:
-        removed_any = remove_leftovers(module, any_facts, unit_dir, module.params["remove_units"],
-                                       module.params["remove_files"], reports.setdefault("leftovers", Report())) or removed_any
+        leftovers = remove_leftovers(system, any_facts, system_unit_dir, module.params["remove_units"],
+                                     module.params["remove_files"], reports.setdefault("leftovers", Report()))
+        if leftovers and not module.check_mode:
+            daemon_reload(system, any_facts)
     if (removed_any or renamed) and not module.check_mode:
         daemon_reload(module, any_facts)
     result: Dict[str, Any] = {

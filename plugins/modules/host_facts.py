@@ -15,14 +15,20 @@ description:
     before v239 has no C(PATH) lookup for C(ExecStart=), and these binaries live in C(/bin)
     or C(/usr/bin) depending on the distribution, so units carry absolute paths.
   - Reports the systemd version, the cgroup version, whether the engine answers, and
-    whether Ansible runs as root (rootless engines are not supported yet).
+    whether Ansible runs as root.
+  - For a rootless engine mode, C(engine_argv) runs the engine as O(rootless_user) with its
+    own storage (C(runuser) with C(HOME) and C(XDG_RUNTIME_DIR)).
   - Sets the fact C(hearth_host). Never changes anything.
 options:
   engine:
     description: The container engine the stack uses.
     type: str
     required: true
-    choices: [docker, podman]
+    choices: [docker, podman, podman_rootless]
+  rootless_user:
+    description: The service user of a rootless engine mode (C(hearth_rootless_user)).
+    type: str
+    default: hearth
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -67,6 +73,11 @@ ansible_facts:
           description: Absolute path of the engine binary, empty when not installed.
           type: str
           sample: /usr/bin/docker
+        engine_argv:
+          description: The command that runs the engine (for a rootless mode, as the service user).
+          type: list
+          elements: str
+          sample: [/usr/bin/docker]
         engine_running:
           description: Whether C(<engine> info) succeeded.
           type: bool
@@ -98,12 +109,19 @@ ansible_facts:
 """
 
 import os
+import pwd
 import re
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.hearth.matrix.plugins.module_utils.engine_mode import (
+    RootlessUser,
+    engine_binary,
+    is_rootless,
+    run_as_argv,
+)
 
-_ENGINE_UNITS = {"docker": "docker.service", "podman": ""}
+_ENGINE_UNITS = {"docker": "docker.service", "podman": "", "podman_rootless": ""}
 
 
 def _systemd_version(module: AnsibleModule) -> int:
@@ -120,15 +138,28 @@ def _cgroup_version() -> int:
     return 2 if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else 1
 
 
-def gather(module: AnsibleModule, engine: str) -> Dict[str, Any]:
-    engine_path = module.get_bin_path(engine) or ""
+def _engine_argv(module: AnsibleModule, engine: str, engine_path: str, user: str) -> List[str]:
+    if not engine_path or not is_rootless(engine):
+        return [engine_path] if engine_path else []
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        return []
+    prefix = run_as_argv(module.get_bin_path("runuser") or "runuser", RootlessUser(user, entry.pw_dir), entry.pw_uid)
+    return prefix + [engine_path]
+
+
+def gather(module: AnsibleModule, engine: str, rootless_user: str = "hearth") -> Dict[str, Any]:
+    engine_path = module.get_bin_path(engine_binary(engine)) or ""
+    engine_argv = _engine_argv(module, engine, engine_path, rootless_user)
     engine_running = False
-    if engine_path:
-        rc, _out, _err = module.run_command([engine_path, "info"])
+    if engine_argv:
+        rc, _out, _err = module.run_command(engine_argv + ["info"])
         engine_running = rc == 0
     return {
         "engine": engine,
         "engine_path": engine_path,
+        "engine_argv": engine_argv,
         "engine_running": engine_running,
         "engine_unit": _ENGINE_UNITS[engine],
         "sh_path": module.get_bin_path("sh") or "",
@@ -141,10 +172,12 @@ def gather(module: AnsibleModule, engine: str) -> Dict[str, Any]:
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={"engine": {"type": "str", "required": True, "choices": ["docker", "podman"]}},
+        argument_spec={"engine": {"type": "str", "required": True, "choices": ["docker", "podman", "podman_rootless"]},
+                       "rootless_user": {"type": "str", "default": "hearth"}},
         supports_check_mode=True,
     )
-    module.exit_json(changed=False, ansible_facts={"hearth_host": gather(module, module.params["engine"])})
+    facts = gather(module, module.params["engine"], module.params["rootless_user"])
+    module.exit_json(changed=False, ansible_facts={"hearth_host": facts})
 
 
 if __name__ == "__main__":

@@ -43,9 +43,15 @@ options:
     type: str
     required: true
   engine:
-    description: The container engine, C(docker) or C(podman).
+    description:
+      - The engine mode, C(docker), C(podman) or C(podman_rootless) (C(find) only; the upgrade
+        steps need a rootful mode).
     type: str
     default: docker
+  rootless_user:
+    description: The service user of C(podman_rootless) (C(hearth_rootless_user)), whose image store C(find) reads.
+    type: str
+    default: hearth
   upgrading:
     description: C(find) only - accept an image of a newer major (the upgrade playbook's first look).
     type: bool
@@ -163,19 +169,43 @@ changes:
   elements: str
 """
 
+import pwd
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.hearth.matrix.plugins.module_utils import postgres_cluster as pc
+from ansible_collections.hearth.matrix.plugins.module_utils.engine_mode import (
+    EngineModeError,
+    RootlessUser,
+    check_engine,
+    engine_binary,
+    is_rootless,
+    run_as_argv,
+)
 
 
 def _engine(module: AnsibleModule) -> str:
-    if module.params["engine"] not in ("docker", "podman"):
-        raise pc.ClusterError("postgres_engine must be docker or podman, got '%s'" % module.params["engine"])
-    path = module.get_bin_path(module.params["engine"])
+    try:
+        binary = engine_binary(check_engine(module.params["engine"], "postgres_engine"))
+    except EngineModeError as error:
+        raise pc.ClusterError(str(error)) from None
+    path = module.get_bin_path(binary)
     if not path:
-        raise pc.ClusterError("postgres_engine is %s but %s is not installed on the host" % ((module.params["engine"],) * 2))
+        raise pc.ClusterError("postgres_engine is %s but %s is not installed on the host" % (module.params["engine"], binary))
     return path
+
+
+def _engine_argv(module: AnsibleModule) -> List[str]:
+    """The engine; for a rootless mode, run as the service user (its own image store)."""
+    path = _engine(module)
+    if not is_rootless(module.params["engine"]):
+        return [path]
+    try:
+        entry = pwd.getpwnam(module.params["rootless_user"])
+    except KeyError:
+        return []   # the user comes with the first converge: no image, no cluster yet
+    user = RootlessUser(entry.pw_name, entry.pw_dir)
+    return run_as_argv(module.get_bin_path("runuser") or "runuser", user, entry.pw_uid) + [path]
 
 
 def _runner(module: AnsibleModule) -> pc.Runner:
@@ -185,12 +215,18 @@ def _runner(module: AnsibleModule) -> pc.Runner:
 
 
 def _image_major(module: AnsibleModule) -> Optional[int]:
-    env = pc.inspect_image_env(_runner(module), _engine(module), module.params["image"])
+    argv = _engine_argv(module)
+    if not argv:
+        return None
+    run = _runner(module)
+    env = pc.inspect_image_env(lambda args: run(argv[:-1] + list(args)), argv[-1], module.params["image"])
     return pc.image_major(env) if env is not None else None
 
 
 def _request(module: AnsibleModule) -> pc.UpgradeRequest:
     p = module.params
+    if is_rootless(p["engine"]):
+        raise pc.ClusterError("postgres_engine %s: the major upgrade runs with a rootful engine mode only" % p["engine"])
     return pc.UpgradeRequest(base_dir=p["base_dir"], image=p["image"], engine=p["engine"], engine_path=_engine(module),
                              service=p["service"], database_user=p["database_user"], database_name=p["database_name"],
                              unit_dir=p["unit_dir"], ready_timeout=p["ready_timeout"], pending_dir=p["pending_dir"])
@@ -260,6 +296,7 @@ def main() -> None:
             # No choices here: the component check names postgres_engine when it is wrong, and
             # find needs the engine only on a host that has a cluster.
             "engine": {"type": "str", "default": "docker"},
+            "rootless_user": {"type": "str", "default": "hearth"},
             "upgrading": {"type": "bool", "default": False},
             "service": {"type": "str", "default": "hearth-postgres"},
             "database_user": {"type": "str", "default": "synapse"},

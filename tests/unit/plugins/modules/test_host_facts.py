@@ -74,6 +74,7 @@ def test_docker_host(debian: FakeHost) -> None:
     assert result["ansible_facts"]["hearth_host"] == {
         "engine": "docker",
         "engine_path": "/usr/bin/docker",
+        "engine_argv": ["/usr/bin/docker"],
         "engine_running": True,
         "engine_unit": "docker.service",
         "sh_path": "/bin/sh",
