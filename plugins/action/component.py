@@ -54,7 +54,13 @@ class ActionModule(ActionBase):
 
     def _quadlet(self, task_vars: Mapping[str, Any], components: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
         """The components as Quadlet services when hearth_podman_quadlet is true."""
-        if QUADLET_VARIABLE not in task_vars or not boolean(self._variable(task_vars, QUADLET_VARIABLE)):
+        if QUADLET_VARIABLE not in task_vars:
+            return components
+        try:
+            wanted = boolean(self._variable(task_vars, QUADLET_VARIABLE), strict=True)
+        except TypeError:
+            raise RoleInputError(QUADLET_VARIABLE, "must be true or false")
+        if not wanted:
             return components
         for component in components:
             engine = component.get("engine", "docker")
