@@ -158,7 +158,13 @@ def render_container(spec: UnitSpec, podman_version: Sequence[int]) -> str:
     lines += ["%s=%s" % pair for pair in container_keys(container)]
     if notify_healthy:
         # The unit is active once the health command succeeded, not when the process started.
-        lines.append("Notify=healthy")
+        # The startup check probes every second until the first success (the regular one
+        # comes only after HealthInterval: a restart of postgres took 12 s instead of 3 s).
+        check = container.healthcheck
+        assert check is not None
+        lines += ["HealthStartupCmd=%s" % _value(shell_join(check.command)), "HealthStartupInterval=1s",
+                  "HealthStartupTimeout=%ds" % check.timeout, "HealthStartupRetries=%d" % spec.ready_timeout,
+                  "HealthStartupSuccess=1", "Notify=healthy"]
     lines += ["", "[Service]"]
     readiness = None if notify_healthy else _readiness_script(spec)
     if readiness:

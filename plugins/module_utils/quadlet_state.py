@@ -57,13 +57,16 @@ def other_format_file(component: Component, unit_dir: str, quadlet_dir: str) -> 
 
 
 def drop_other_format(host: Host, facts: HostFacts, component: Component, path: str, report: Report) -> None:
-    """Remove the service's file in the format it no longer uses; the service keeps running
-    until it is restarted from the new file (the caller restarts it)."""
+    """Stop the service as its old file says, then remove that file (the caller starts it
+    from the new one). Stopped first: a unit of the other format stops the container its own
+    way, and systemd killing the old runtime mid-cleanup left podman's network state behind
+    ("failed to delete container veth"), so the first start of the new unit failed."""
     report.changes.append("unit %s: removed (the service is now %s)" % (
         path, "a Quadlet file" if component.quadlet else "a generated unit"))
     report.diffs.append({"before_header": path, "after_header": path, "before": read_text(path) or "", "after": ""})
     if host.check_mode:
         return
+    host.run_command([facts.systemctl, "stop", component.name + ".service"])
     if path.endswith(".service"):
         # Its [Install] symlink; a generated unit cannot be enabled or disabled.
         host.run_command([facts.systemctl, "disable", os.path.basename(path)])
@@ -87,14 +90,23 @@ def remove_quadlet_service(host: Host, facts: HostFacts, name: str, path: str, r
 
 
 def ensure_network_files(host: Host, component: Component, quadlet_dir: str, report: Report) -> bool:
-    """``<name>.network`` for the networks a files-only component declares (the stack's);
-    True when one was written. A changed network file restarts nothing: podman keeps an
-    existing network as it is."""
+    """``<name>.network`` for the networks a files-only component declares (the stack's), or
+    none without Quadlet; True when a file changed. A changed network file restarts nothing:
+    podman keeps an existing network as it is."""
     written = False
     for network in component.networks:
         path = os.path.join(quadlet_dir, network.name + ".network")
-        text = render_network(network)
         before = read_text(path)
+        if not component.quadlet:
+            # Back to generated units: our network file goes, the network itself stays.
+            if before is not None and before.startswith(MANAGED_MARKER):
+                written = True
+                report.changes.append("network file %s: removed" % path)
+                report.diffs.append({"before_header": path, "after_header": path, "before": before, "after": ""})
+                if not host.check_mode:
+                    os.unlink(path)
+            continue
+        text = render_network(network)
         if before == text:
             continue
         written = True

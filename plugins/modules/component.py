@@ -372,7 +372,7 @@ def converge(module: AnsibleModule, components: List[Component]) -> Dict[str, An
             # Files only (e.g. the secrets several services share): before any service.
             _converge_files(module, facts_by_engine[component.engine], component,
                             reports.setdefault(component.name, Report()), caches[component.engine])
-            if component.quadlet:
+            if component.engine == "podman" and component.networks:
                 network_files = ensure_network_files(module, component, quadlet_dir,
                                                      reports[component.name]) or network_files
     present = [c for c in components if c.state == "started" and c.container is not None]

@@ -103,6 +103,7 @@ def test_notify_healthy_from_podman_5() -> None:
     """podman >= 5.0: Notify=healthy replaces the readiness loop; older: the loop stays."""
     new = render_container(spec(), (5, 4, 2))
     assert "Notify=healthy" in new and "ExecStartPost" not in new
+    assert "HealthStartupCmd=curl -fsS http://localhost:8008/health" in new and "HealthStartupInterval=1s" in new
     old = render_container(spec(), (4, 9))
     assert "Notify=healthy" not in old
     assert "ExecStartPost=/usr/bin/sh -c" in old and "podman exec hearth-synapse curl" in old
