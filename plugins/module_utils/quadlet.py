@@ -138,7 +138,8 @@ def container_keys(spec: ContainerSpec) -> List[Tuple[str, str]]:
 def render_container(spec: UnitSpec, podman_version: Sequence[int]) -> str:
     """The complete ``<service>.container`` file for one service."""
     container = spec.container
-    notify_healthy = container.healthcheck is not None and tuple(podman_version) >= NOTIFY_HEALTHY_VERSION
+    check = container.healthcheck
+    notify_healthy = check is not None and tuple(podman_version) >= NOTIFY_HEALTHY_VERSION
     lines = [MANAGED_MARKER]
     if spec.instance:
         lines.append(INSTANCE_PREFIX + spec.instance)
@@ -156,12 +157,10 @@ def render_container(spec: UnitSpec, podman_version: Sequence[int]) -> str:
     lines += ["Wants=%s" % " ".join(wants), "After=%s" % " ".join(after), ""]
     lines.append("[Container]")
     lines += ["%s=%s" % pair for pair in container_keys(container)]
-    if notify_healthy:
+    if notify_healthy and check is not None:
         # The unit is active once the health command succeeded, not when the process started.
         # The startup check probes every second until the first success (the regular one
         # comes only after HealthInterval: a restart of postgres took 12 s instead of 3 s).
-        check = container.healthcheck
-        assert check is not None
         lines += ["HealthStartupCmd=%s" % _value(shell_join(check.command)), "HealthStartupInterval=1s",
                   "HealthStartupTimeout=%ds" % check.timeout, "HealthStartupRetries=%d" % spec.ready_timeout,
                   "HealthStartupSuccess=1", "Notify=healthy"]

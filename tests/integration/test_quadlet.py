@@ -1,11 +1,13 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, hearth.matrix contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The base stack as Podman Quadlet services on a Debian 13 target (podman 5.4, systemd 257).
+"""The base stack on a Debian 13 target (podman 5.4, systemd 257): generated units, then
+Podman Quadlet services.
 
 One trixie target, podman only (Quadlet is podman's; Debian 12's podman 4.3 has none, so the
 refusal there is a case of the bad-input corpus instead: test_reuse_and_bad_input.py). The
-tests run in file order on one converged target: the files as podman's own generator and
+tests run in file order on one target: the stack with generated units answers a client, the
+same stack becomes Quadlet services (data kept), the files as podman's own generator and
 systemd read them, the client round trip, hardening, a no-change run, a change restarting
 one service, kill, reboot, and back to generated units with the data kept.
 """
@@ -42,12 +44,12 @@ pytestmark = pytest.mark.skipif("podman" not in os.environ.get("HEARTH_TEST_ENGI
 
 @pytest.fixture(scope="module")
 def quadlet_stack(bed_images: Dict[str, object]) -> Iterator[Stack]:
-    """A Debian 13 target with the base stack converged as Quadlet services."""
+    """A Debian 13 target with the base stack converged (generated units first)."""
     workdir = Path(tempfile.mkdtemp(prefix="hearth-quadlet-"))
     target = bed.up("%s-quadlet-podman" % RUN_ID, "podman", workdir, owner_pid=os.getpid(),
                     components=["postgres", "synapse", "nginx"], os_name="trixie")
     try:
-        yield converged_stack(BedTarget(target=target, workdir=workdir), {"hearth_podman_quadlet": True})
+        yield converged_stack(BedTarget(target=target, workdir=workdir))
     finally:
         try:
             bed.down(target)
@@ -63,6 +65,28 @@ def _round_trip(stack: Stack, user: str = ADMIN_USER, password: str = ADMIN_PASS
 def _active(stack: Stack) -> bool:
     rc, _out = stack.bed.sh("systemctl is-active %s" % " ".join(s + ".service" for s in SERVICES), check=False)
     return rc == 0
+
+
+def test_generated_units_on_debian_13(quadlet_stack: Stack) -> None:
+    """The stack as it is deployed today (generated units) answers on Debian 13."""
+    _rc, out = quadlet_stack.bed.sh("systemctl show -p FragmentPath hearth-synapse.service; podman --version")
+    assert "FragmentPath=/etc/systemd/system/hearth-synapse.service" in out and "podman version 5." in out, out
+    result = _round_trip(quadlet_stack)
+    assert result.body in result.seen_by_second_session
+    _memory.update(before_room=result.room_id, before_body=result.body)
+
+
+def test_switch_to_quadlet_keeps_data(quadlet_stack: Stack) -> None:
+    """hearth_podman_quadlet: every service restarts from its Quadlet file, the message sent
+    before is still there."""
+    quadlet_stack.extra_vars["hearth_podman_quadlet"] = True
+    run = quadlet_stack.converge()
+    assert run.rc == 0, run.tail()
+    assert _active(quadlet_stack)
+    with LoopbackNames(NAMES):
+        texts = messages_in(quadlet_stack.base_url, "@%s:%s" % (ADMIN_USER, SERVER_NAME), ADMIN_PASSWORD,
+                            ssl_context(quadlet_stack.ca_file), _memory["before_room"])
+    assert _memory["before_body"] in texts
 
 
 def test_quadlet_files_accepted_by_podman_and_systemd(quadlet_stack: Stack) -> None:
@@ -147,7 +171,8 @@ def test_reboot_brings_everything_back_without_ordering_cycle(quadlet_stack: Sta
 def test_back_to_generated_units_keeps_data(quadlet_stack: Stack) -> None:
     """hearth_podman_quadlet false: the Quadlet files go, generated units take over, and the
     message sent before is still there."""
-    run = quadlet_stack.converge({"hearth_podman_quadlet": False})
+    quadlet_stack.extra_vars["hearth_podman_quadlet"] = False
+    run = quadlet_stack.converge()
     assert run.rc == 0, run.tail()
     _rc, listing = quadlet_stack.bed.sh("ls %s" % QUADLET_DIR)
     assert not [name for name in listing.split() if name.startswith("hearth")], listing
