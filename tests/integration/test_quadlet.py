@@ -94,13 +94,14 @@ def test_quadlet_files_accepted_by_podman_and_systemd(quadlet_stack: Stack) -> N
     `systemd-analyze verify` of the units it generates accept them."""
     sh = quadlet_stack.bed.sh
     _rc, listing = sh("ls %s" % QUADLET_DIR)
-    assert sorted(listing.split()) == sorted([s + ".container" for s in SERVICES] + ["hearth.network"]), listing
+    ours = sorted(name for name in listing.split() if name.startswith("hearth"))
+    assert ours == sorted([s + ".container" for s in SERVICES] + ["hearth.network"]), listing
     rc, _out = sh("ls /etc/systemd/system/hearth-*.service", check=False)
     assert rc != 0, "a generated unit of ours is left in /etc/systemd/system"
     rc, out = sh("%s -dryrun 2>&1" % QUADLET_BIN, check=False)
-    assert rc == 0 and "converting" in out.lower(), out
+    assert rc == 0 and "[X-Container]" in out, out
     for service in SERVICES:
-        assert "[X-Container]" in out and "ContainerName=%s" % service in out
+        assert "ContainerName=%s" % service in out, out
     units = " ".join("/run/systemd/generator/%s.service" % s for s in SERVICES)
     rc, out = sh("systemd-analyze verify %s /run/systemd/generator/hearth-network.service 2>&1" % units, check=False)
     assert rc == 0, out
