@@ -20,6 +20,8 @@ import shlex
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from ansible_collections.hearth.matrix.plugins.module_utils.readiness import Probe, ProbeError, parse_probe
+
 ENGINES = ("docker", "podman")
 
 # Capabilities a spec may add back (Linux capabilities(7)); anything else is a typo or an
@@ -83,6 +85,8 @@ class HealthCheck:
     timeout: int = 5
     retries: int = 3
     start_period: int = 0
+    # How the unit sees "ready" from the host (readiness.py); None: the command, via the engine.
+    probe: Optional[Probe] = None
 
 
 @dataclass(frozen=True)
@@ -379,18 +383,23 @@ def _parse_healthcheck(raw: Any) -> Optional[HealthCheck]:
         return None
     if not isinstance(raw, Mapping):
         raise SpecError("healthcheck", "must be a mapping with a command")
-    unknown = set(raw) - {"command", "interval", "timeout", "retries", "start_period"}
+    unknown = set(raw) - {"command", "interval", "timeout", "retries", "start_period", "probe"}
     if unknown:
         raise SpecError("healthcheck", "unknown keys: %s" % ", ".join(sorted(unknown)))
     command = _require_list(raw.get("command"), "healthcheck.command")
     if not command:
         raise SpecError("healthcheck.command", "must be a non-empty list (argv)")
+    try:
+        probe = parse_probe(raw.get("probe"))
+    except ProbeError as error:
+        raise SpecError(error.field_name, error.message) from error
     return HealthCheck(
         command=tuple(_require_str(arg, "healthcheck.command[%d]" % i, allow_empty=True) for i, arg in enumerate(command)),
         interval=_require_int(raw.get("interval", 10), "healthcheck.interval", 1),
         timeout=_require_int(raw.get("timeout", 5), "healthcheck.timeout", 1),
         retries=_require_int(raw.get("retries", 3), "healthcheck.retries", 1),
         start_period=_require_int(raw.get("start_period", 0), "healthcheck.start_period", 0),
+        probe=probe,
     )
 
 

@@ -11,7 +11,7 @@ formats cannot drift apart.
 
 Readiness: on podman >= 5.0 a service with a health check gets ``Notify=healthy``, so the
 unit is active only once its health command succeeded (units ordered after it wait for
-that). Older podman keeps the generated unit's readiness loop as ``ExecStartPost=``.
+that). Older podman keeps the generated unit's readiness wait as ``ExecStartPost=``.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from ansible_collections.hearth.matrix.plugins.module_utils.unit import (
     INSTANCE_PREFIX,
     MANAGED_MARKER,
     UnitSpec,
-    _readiness_script,
     _reload_argv,
     _unique,
     exec_line,
+    readiness_argv,
 )
 
 VARIABLE = "hearth_podman_quadlet"
@@ -165,9 +165,9 @@ def render_container(spec: UnitSpec, podman_version: Sequence[int]) -> str:
                   "HealthStartupTimeout=%ds" % check.timeout, "HealthStartupRetries=%d" % spec.ready_timeout,
                   "HealthStartupSuccess=1", "Notify=healthy"]
     lines += ["", "[Service]"]
-    readiness = None if notify_healthy else _readiness_script(spec)
+    readiness = None if notify_healthy else readiness_argv(spec)
     if readiness:
-        lines.append("ExecStartPost=%s" % exec_line([spec.paths.sh, "-c", readiness]))
+        lines.append("ExecStartPost=%s" % exec_line(readiness))
     for name in _unique(list(spec.reload_on_ready)):
         lines.append("ExecStartPost=-%s" % exec_line(_reload_argv(spec, name)))
     lines += [

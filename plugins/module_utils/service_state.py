@@ -40,6 +40,7 @@ class HostFacts:
     systemctl: str
     openssl: Optional[str]
     systemd_version: int
+    python: str = ""
 
     @property
     def engine_unit(self) -> str:
@@ -47,7 +48,7 @@ class HostFacts:
 
     @property
     def paths(self) -> HostPaths:
-        return HostPaths(engine=self.engine_path, sh=self.sh_path)
+        return HostPaths(engine=self.engine_path, sh=self.sh_path, python=self.python)
 
 
 @dataclass
@@ -109,6 +110,8 @@ def detect_facts(host: Host, finder: BinFinder, engine: str) -> HostFacts:
         systemctl=systemctl,
         openssl=finder.get_bin_path("openssl"),
         systemd_version=int(match.group(1)) if rc == 0 and match else 0,
+        # For the readiness probes (readiness.py); without it, units probe via the engine.
+        python=finder.get_bin_path("python3") or "",
     )
 
 

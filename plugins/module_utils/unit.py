@@ -31,6 +31,14 @@ from ansible_collections.hearth.matrix.plugins.module_utils.container import (
     create_argv,
     shell_join,
 )
+from ansible_collections.hearth.matrix.plugins.module_utils.readiness import probe_argv
+
+# Engines whose units probe readiness from the host (readiness.py): the host reaches the
+# containers at their address on the stack network (a bridge on the host), and the unit's
+# processes may use the network. Not docker: its units' processes are sandboxed without
+# network (DOCKER_CLIENT_SANDBOX), so they ask dockerd (`docker exec`) over its socket file.
+# Not the rootless modes: the stack network lives in the service user's namespace.
+HOST_PROBE_ENGINES = ("podman",)
 
 _UNIT_NAME_RE = re.compile(r"^[a-zA-Z0-9:_.@-]+\.(service|target|socket|mount|path|timer)$")
 _SAFE_ARG_RE = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
@@ -89,11 +97,15 @@ class HostPaths:
 
     engine: str
     sh: str
+    # The host's python3, for readiness probes run from the host ("" = probe via the engine).
+    python: str = ""
 
     def validate(self) -> None:
         for field_name, value in (("engine_path", self.engine), ("sh_path", self.sh)):
             if not value or not posixpath.isabs(value):
                 raise SpecError(field_name, "must be an absolute path, got %r" % (value,))
+        if self.python and not posixpath.isabs(self.python):
+            raise SpecError("python_path", "must be an absolute path, got %r" % (self.python,))
 
 
 @dataclass(frozen=True)
@@ -159,6 +171,21 @@ def _unique(items: Sequence[str]) -> List[str]:
 # that a long start does not spend a CPU on `engine exec`.
 FAST_PROBES = 10
 FAST_PROBE_INTERVAL = "0.2"
+
+
+def readiness_argv(spec: UnitSpec) -> Optional[List[str]]:
+    """The ExecStartPost= argv that waits until the service is ready, or None (no check).
+
+    From the host when it can (a probe declared, a fixed address, an engine in
+    HOST_PROBE_ENGINES, python3 found), else the engine-exec loop below."""
+    check = spec.container.healthcheck
+    if check is None:
+        return None
+    if (check.probe is not None and spec.container.address and spec.paths.python
+            and spec.engine in HOST_PROBE_ENGINES):
+        return probe_argv(spec.paths.python, spec.container.address, check.probe, spec.ready_timeout)
+    script = _readiness_script(spec)
+    return [spec.paths.sh, "-c", script] if script else None
 
 
 def _readiness_script(spec: UnitSpec) -> Optional[str]:
@@ -236,9 +263,9 @@ def render_unit(spec: UnitSpec) -> str:
     for network in spec.container.extra_networks:
         lines.append("ExecStartPre=%s" % exec_line([engine, "network", "connect", network, name]))
     lines.append("ExecStart=%s" % exec_line([engine, "start", "--attach", name]))
-    readiness = _readiness_script(spec)
+    readiness = readiness_argv(spec)
     if readiness:
-        lines.append("ExecStartPost=%s" % exec_line([spec.paths.sh, "-c", readiness]))
+        lines.append("ExecStartPost=%s" % exec_line(readiness))
     for container in _unique(list(spec.reload_on_ready)):
         # After the readiness wait, so the name resolves to the new address and the service
         # answers there. "-": a proxy that is not running (yet) is fine, it resolves its

@@ -1,8 +1,9 @@
 """The target server: a privileged, systemd-booted podman container reached over SSH.
 
 One target offers both engines; `up(engine=...)` starts the chosen one (docker is
-disabled in the image) and loads the component images into it from a docker-archive
-mounted read-only from the host's cache, so no registry is ever involved.
+disabled in the image). A podman target gets the component images as a read-only additional
+image store prepared once on the host; a docker target loads them from a docker-archive
+mounted read-only from the host's cache. No registry is ever involved.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .images import COMPONENTS, IMAGES, TARGET, TARGET_TRIXIE, build_images, images_archive
+from .images import COMPONENTS, IMAGES, TARGET, TARGET_TRIXIE, build_images, image_store, images_archive
 from .shell import PODMAN, BedError, cache_dir, podman, run, timed
 
 PREFIX = "hearth-bed-"
@@ -28,6 +29,16 @@ OWNER_LABEL = "hearth-bed.owner"       # "<pid>:<process start time>" or ""
 CREATED_LABEL = "hearth-bed.created"   # epoch seconds
 WORKDIR_LABEL = "hearth-bed.workdir"
 ARCHIVES_IN_TARGET = "/var/cache/hearth-bed"
+STORE_IN_TARGET = "/var/lib/hearth-bed-images"
+# The inner podman's storage with the host-made image store beside its own (read-only there:
+# images there can be run and built upon, never removed).
+STORAGE_CONF = f"""[storage]
+driver = "overlay"
+runroot = "/run/containers/storage"
+graphroot = "/var/lib/containers/storage"
+[storage.options]
+additionalimagestores = ["{STORE_IN_TARGET}"]
+"""
 # Target ports published on 127.0.0.1:<random free port> of the host.
 PUBLISHED = ("22", "80", "443", "8448")
 KEY_NAME = "id_ed25519"
@@ -168,7 +179,7 @@ def _published_ports(full: str) -> dict[str, int]:
     return ports
 
 
-def _start_container(full: str, run_id: str, owner: str, workdir: Path, image: str) -> None:
+def _start_container(full: str, run_id: str, owner: str, workdir: Path, store: Path | None, image: str) -> None:
     labels = {LABEL: run_id, OWNER_LABEL: owner, CREATED_LABEL: str(int(time.time())),
               WORKDIR_LABEL: str(workdir)}
     label_args = [arg for key, value in labels.items() for arg in ("--label", f"{key}={value}")]
@@ -179,13 +190,14 @@ def _start_container(full: str, run_id: str, owner: str, workdir: Path, image: s
     archives = cache_dir() / "archives"
     archives.mkdir(exist_ok=True)
     port_args = [arg for port in PUBLISHED for arg in ("-p", f"127.0.0.1::{port}")]
+    store_args = ["-v", f"{store}:{STORE_IN_TARGET}:ro"] if store is not None else []
     # --privileged + systemd: the inner engines need it. Not --cgroupns=private (breaks
     # after ~30 min on these machines); the host's cgroup tree is never bind-mounted.
     podman("run", "--detach", "--privileged", "--systemd=always", "--name", full,
            "--hostname", full, *label_args, *port_args,
            "-v", f"{containers_volume}:/var/lib/containers",
            "-v", f"{docker_volume}:/var/lib/docker",
-           "-v", f"{archives}:{ARCHIVES_IN_TARGET}:ro",
+           "-v", f"{archives}:{ARCHIVES_IN_TARGET}:ro", *store_args,
            IMAGES[image].ref)
 
 
@@ -217,8 +229,13 @@ def up(name: str, engine: str, workdir: Path, *, owner_pid: int | None = None,
     if build:
         with timed("build (cache check)", timings):
             build_images([image, *components])
-    with timed("image archive", timings):
-        archive = images_archive(components) if components else None
+    archive = store = None
+    if components and engine == "podman":
+        with timed("image store", timings):
+            store = image_store(components)
+    elif components:
+        with timed("image archive", timings):
+            archive = images_archive(components)
     # Same name = leftover of a run that died: it never blocks this one.
     _remove_container_and_volumes(full)
     _remove_workdir_files(workdir)
@@ -226,7 +243,7 @@ def up(name: str, engine: str, workdir: Path, *, owner_pid: int | None = None,
     run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", full, "-f", str(key_path)])
     try:
         with timed("start target", timings):
-            _start_container(full, run_id, owner, workdir, image)
+            _start_container(full, run_id, owner, workdir, store, image)
         with timed("systemd running", timings):
             _wait("systemd in the target", lambda: _system_running(full), timeout)
         target = Target(
@@ -238,6 +255,9 @@ def up(name: str, engine: str, workdir: Path, *, owner_pid: int | None = None,
         target.ports = ports
         exec_in_target(target, ["sh", "-c", "umask 077; cat > /root/.ssh/authorized_keys"],
                        input_bytes=Path(f"{key_path}.pub").read_bytes())
+        if store is not None:
+            exec_in_target(target, ["sh", "-c", "cat > /etc/containers/storage.conf"],
+                           input_bytes=STORAGE_CONF.encode())
         with timed(f"{engine} ready", timings):
             if engine == "docker":
                 exec_in_target(target, ["systemctl", "enable", "--now", "--quiet",

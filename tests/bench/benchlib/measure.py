@@ -225,8 +225,9 @@ def unit_exposure(stack: BenchStack) -> Dict[str, Any]:
 
 
 def one_run(engine: str, run_index: int, workdir: Path, configs: Dict[str, Path],
-            log: Callable[[str], None]) -> Dict[str, Record]:
-    """A fresh target; measurements 1-4 and 7 on it. Always removes the target."""
+            log: Callable[[str], None], then: Optional[Callable[[BenchStack], Any]] = None) -> Dict[str, Record]:
+    """A fresh target; measurements 1-4 and 7 on it, then ``then(stack)`` (its result under
+    "then"). Always removes the target."""
     target = bed.up("bench-%s-%s-%d" % (BENCH_ID, engine, run_index), engine, workdir / ("run%d" % run_index))
     stack = BenchStack(target=target, engine=engine)
     try:
@@ -250,21 +251,29 @@ def one_run(engine: str, run_index: int, workdir: Path, configs: Dict[str, Path]
             % (engine, run_index + 1, records["stack_restart"]["all_healthy_after"],
                records["reboot"]["all_healthy_after"]))
         records["versions"] = target_versions(stack)
+        if then is not None:
+            records["then"] = then(stack)
         return records
     finally:
         bed.down(target)
 
 
 def proxy_run(engine: str, workdir: Path, connections: int, seconds: int, rounds: int,
-              log: Callable[[str], None]) -> Dict[str, Any]:
-    """Measurement 5 on its own fresh target (the converge it needs changes Synapse).
+              log: Callable[[str], None], stack: Optional[BenchStack] = None) -> Dict[str, Any]:
+    """Measurement 5: on ``stack`` (a run's target, once its own measurements are done), or
+    on a fresh target of its own when there is none (``--runs 0``).
 
     With corporal off: the client API then goes from nginx straight to Synapse. With it on,
     requests would pass the gateway stand-in of the test bed (a small single-threaded Python
     proxy, not corporal), and its cost is nothing a user's server has.
     """
-    target = bed.up("bench-%s-%s-proxy" % (BENCH_ID, engine), engine, workdir / "proxy")
-    stack = BenchStack(target=target, engine=engine, extra={"hearth_corporal_enabled": False})
+    corporal_off = {"hearth_corporal_enabled": False}
+    target = None
+    if stack is None:
+        target = bed.up("bench-%s-%s-proxy" % (BENCH_ID, engine), engine, workdir / "proxy")
+        stack = BenchStack(target=target, engine=engine, extra=corporal_off)
+    else:
+        stack = BenchStack(target=stack.target, engine=engine, extra=dict(stack.extra, **corporal_off))
     try:
         stack.converge(env=fresh_ssh())
         records = proxy_overhead(stack, connections, seconds, rounds)
@@ -272,7 +281,8 @@ def proxy_run(engine: str, workdir: Path, connections: int, seconds: int, rounds
                                        for name, rows in records.items()}))
         return {"connections": connections, "seconds": seconds, "corporal": "off", "rounds": records}
     finally:
-        bed.down(target)
+        if target is not None:
+            bed.down(target)
 
 
 def target_versions(stack: BenchStack) -> Dict[str, str]:

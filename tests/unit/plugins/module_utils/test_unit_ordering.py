@@ -89,7 +89,7 @@ def _fake_binaries(root: Path) -> Path:
     """Executables for the Exec lines: `systemd-analyze verify` checks that they exist."""
     bin_dir = root / "bin"
     bin_dir.mkdir()
-    for name in ("docker", "podman", "dockerd", "sh"):
+    for name in ("docker", "podman", "dockerd", "sh", "python3"):
         path = bin_dir / name
         path.write_text("#!/bin/sh\nexit 0\n")
         path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
@@ -99,15 +99,17 @@ def _fake_binaries(root: Path) -> Path:
 def render_stack(components: Dict[str, bool], engine: str, bin_dir: Path) -> Dict[str, str]:
     """Unit texts for every service of a stack, wired as the topology says."""
     topology = compute_topology({"server_name": "example.org", "components": components})
-    paths = HostPaths(engine=str(bin_dir / engine), sh=str(bin_dir / "sh"))
+    paths = HostPaths(engine=str(bin_dir / engine), sh=str(bin_dir / "sh"), python=str(bin_dir / "python3"))
     units = {}
-    for name in topology["start_order"]:
+    for index, name in enumerate(topology["start_order"]):
         service = topology["services"][name]
         container = container_spec_from_dict(name, {
             "image": "localhost/hearth/%s:test" % service["component"],
             "user": "991:991",
             "networks": service["networks"],
-            "healthcheck": {"command": ["true"]},
+            "address": "10.89.91.%d" % (138 + index),
+            # The host-side readiness probe: its program must survive systemd's parsing.
+            "healthcheck": {"command": ["true"], "probe": {"kind": "http", "port": 8008, "path": "/health"}},
         })
         spec = UnitSpec(
             container=container,
