@@ -258,6 +258,11 @@ def up(name: str, engine: str, workdir: Path, *, owner_pid: int | None = None,
         if store is not None:
             exec_in_target(target, ["sh", "-c", "cat > /etc/containers/storage.conf"],
                            input_bytes=STORAGE_CONF.encode())
+        if os_name == "trixie":
+            # podman 5 warns on stderr at every command that cgroups v1 is deprecated (the
+            # machines' cgroups are v1 and stay so); tests read stdout and stderr together
+            # over SSH, where sshd's pam_env sets this for every session.
+            exec_in_target(target, ["sh", "-c", "echo PODMAN_IGNORE_CGROUPSV1_WARNING=1 >> /etc/environment"])
         with timed(f"{engine} ready", timings):
             if engine == "docker":
                 exec_in_target(target, ["systemctl", "enable", "--now", "--quiet",
