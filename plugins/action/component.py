@@ -39,7 +39,7 @@ PLANNED_FACT = "hearth_planned_components"
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("role", "spec", "checks", "components", "unit_dir"))
+    _VALID_ARGS = frozenset(("role", "spec", "checks", "components", "unit_dir", "remove_units", "remove_files"))
 
     def _variable(self, task_vars: Mapping[str, Any], name: str) -> Any:
         return play_variable(self._templar, task_vars, name)
@@ -113,8 +113,9 @@ class ActionModule(ActionBase):
             result.update(failed=True, msg="%s: %s" % (role or "components", error))
             return result
         module_args = {"components": components}
-        if args.get("unit_dir"):
-            module_args["unit_dir"] = args["unit_dir"]
+        for passed_on in ("unit_dir", "remove_units", "remove_files"):
+            if args.get(passed_on):
+                module_args[passed_on] = args[passed_on]
         outcome = self._execute_module(module_name="hearth.matrix.component", module_args=module_args,
                                        task_vars=task_vars)
         # The arguments hold rendered config files: they never go back into the output.

@@ -116,6 +116,10 @@ class SelfSignedTls:
     cert_group: str
     days: int = 825
     ca_days: int = 3650
+    # True when another issuer (hearth.matrix.acme) may replace the server certificate: a
+    # valid one that matches the key and the names is kept, and it is not part of the
+    # fingerprint (its replacement reloads the service instead of restarting it).
+    replaceable: bool = False
 
 
 @dataclass(frozen=True)
@@ -319,6 +323,7 @@ def _tls(raw: Any) -> Optional[SelfSignedTls]:
         cert_group=str(raw.get("cert_group", "root")),
         days=days,
         ca_days=ca_days,
+        replaceable=_bool(raw, "replaceable", "tls", False),
     )
 
 

@@ -210,9 +210,10 @@ def check_certificate(where: Endpoint, answer: TlsAnswer, now: float, warn_days:
     name = "certificate %s" % where
     if answer.error:
         return Result(name, FAIL, "not valid for %s: %s (trusting %s)" % (where.host, answer.error, trust),
-                      "give a certificate for %s from a CA clients trust (nginx_proxy_tls_certificate_path and "
-                      "nginx_proxy_tls_key_path), or add the name to nginx_proxy_tls_domains for the self-made one, "
-                      "then re-run hearth.matrix.site" % where.host)
+                      "give a certificate for %s from a CA clients trust (nginx_proxy_tls_source: acme, or files "
+                      "with nginx_proxy_tls_certificate_path and nginx_proxy_tls_key_path), or add the name to "
+                      "nginx_proxy_tls_domains for the self-made one, then re-run hearth.matrix.site; with acme, "
+                      "journalctl -u hearth-matrix-acme shows why a renewal failed" % where.host)
     if answer.not_after is None:
         return Result(name, FAIL, "no certificate expiry date", "check the certificate file")
     days = (answer.not_after - now) / 86400.0
@@ -220,8 +221,10 @@ def check_certificate(where: Endpoint, answer: TlsAnswer, now: float, warn_days:
     if days < warn_days:
         return Result(name, WARN, "valid for %s, but expires in %.0f days (%s, threshold %d)"
                       % (where.host, days, until, warn_days),
-                      "renew it: replace the files of nginx_proxy_tls_certificate_path/_key_path and re-run "
-                      "hearth.matrix.site (the self-made one is re-issued by a run within 30 days of its end)")
+                      "renew it: with nginx_proxy_tls_source: acme the timer renews it (journalctl -u "
+                      "hearth-matrix-acme shows why it has not), with files replace nginx_proxy_tls_certificate_path/"
+                      "_key_path and re-run hearth.matrix.site (the self-made one is re-issued by a run within 30 "
+                      "days of its end)")
     return Result(name, OK, "valid for %s, expires in %.0f days (%s)" % (where.host, days, until))
 
 

@@ -302,6 +302,29 @@ def remove_service(host: Host, facts: HostFacts, name: str, unit_path: str, repo
     return True
 
 
+def remove_leftovers(host: Host, facts: HostFacts, unit_dir: str, units: Sequence[str], files: Sequence[str],
+                     report: Report) -> bool:
+    """What a feature that is now turned off left on the host (e.g. the ACME renewal timer):
+    each unit stopped, disabled and deleted, each file deleted, when present. Returns whether
+    a unit went (the caller then reloads systemd once)."""
+    removed_unit = False
+    for unit in units:
+        path = os.path.join(unit_dir, unit)
+        if not os.path.lexists(path):
+            continue
+        report.changes.append("unit %s: removed (turned off)" % unit)
+        removed_unit = True
+        if not host.check_mode:
+            host.run_command([facts.systemctl, "disable", "--now", unit])
+            os.unlink(path)
+    for path in files:
+        if os.path.lexists(path):
+            report.changes.append("file %s: removed (turned off)" % path)
+            if not host.check_mode:
+                os.unlink(path)
+    return removed_unit
+
+
 def units_of_instances(unit_dir: str, instances: Mapping[str, str],
                        suffix: str = ".service") -> List[Tuple[str, str, str]]:
     """Our units (name, path, instance) that belong to one of ``instances`` (instance -> the service

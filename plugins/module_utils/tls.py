@@ -6,7 +6,8 @@
 The target needs no Python crypto library. The CA is created once and its key never enters
 a container; the server certificate is re-issued from the same CA only when it no longer
 fits: other names, another CA, another key, or less than 30 days left. Clients trust
-``<tls_dir>/ca.crt``.
+``<tls_dir>/ca.crt``. With ``replaceable`` a certificate from another issuer (ACME) is kept
+while it is valid and matches the key and the names.
 """
 
 from __future__ import annotations
@@ -42,11 +43,15 @@ def _server_cert_problem(host: Host, openssl: str, tls: SelfSignedTls) -> Option
     if not os.path.exists(crt):
         return "missing"
     rc, _out, _err = host.run_command([openssl, "verify", "-CAfile", ca, crt])
-    if rc != 0:
+    # Another issuer's certificate (ACME) stays while it is valid: renewing it is its
+    # issuer's job, and the self-made one only stands in when it is gone or expired.
+    foreign = rc != 0
+    if foreign and not tls.replaceable:
         return "not issued by the current CA"
-    rc, _out, _err = host.run_command([openssl, "x509", "-in", crt, "-noout", "-checkend", str(_EXPIRY_MARGIN)])
+    rc, _out, _err = host.run_command([openssl, "x509", "-in", crt, "-noout", "-checkend",
+                                       "0" if foreign else str(_EXPIRY_MARGIN)])
     if rc != 0:
-        return "expires within 30 days"
+        return "expired" if foreign else "expires within 30 days"
     cert_key = _openssl(host, openssl, ["x509", "-in", crt, "-noout", "-pubkey"])
     own_key = _openssl(host, openssl, ["pkey", "-in", key, "-pubout"])
     if cert_key.strip() != own_key.strip():

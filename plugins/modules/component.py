@@ -70,7 +70,7 @@ options:
         C(restart_sec), C(directories) (C(path/owner/group/mode)), C(secrets)
         (C(path/owner/group/mode/length/format)), C(files)
         (C(path/content|src/owner/group/mode/restart/secret)), C(links) (C(path/src)),
-        C(tls) (C(ca_dir/tls_dir/domains/common_name/key_owner/key_group/cert_group/days/ca_days)),
+        C(tls) (C(ca_dir/tls_dir/domains/common_name/key_owner/key_group/cert_group/days/ca_days/replaceable)),
         C(container), C(fingerprint), C(instance), C(image_check) (C(kind/variable/config/python)),
         C(quadlet).
       - C(quadlet) (podman 4.4 or later only) - the service is a Quadlet file
@@ -122,6 +122,20 @@ options:
         a tmpfs (C(/run)) - after a reboot every service has started anew anyway.
     type: path
     default: /run/hearth-matrix/pending-restart
+  remove_units:
+    description:
+      - Units (in O(unit_dir)) left by a feature that is turned off, for example the ACME
+        renewal timer - each one present is stopped, disabled and deleted (one
+        C(daemon-reload) after). Absent ones are fine.
+    type: list
+    elements: str
+    default: []
+  remove_files:
+    description:
+      - Absolute paths of files such a feature left - each one present is deleted.
+    type: list
+    elements: path
+    default: []
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -205,6 +219,7 @@ from ansible_collections.hearth.matrix.plugins.module_utils.service_state import
     ensure_networks,
     prefetch,
     read_text,
+    remove_leftovers,
     remove_service,
     restart_relevant,
     systemctl,
@@ -224,6 +239,7 @@ from ansible_collections.hearth.matrix.plugins.module_utils.quadlet_state import
     unit_file,
 )
 from ansible_collections.hearth.matrix.plugins.module_utils.tls import ensure_self_signed
+from ansible_collections.hearth.matrix.plugins.module_utils.unit import check_unit_names
 
 ARGUMENT_SPEC: Dict[str, Any] = {
     "role": {"type": "str"},
@@ -233,6 +249,8 @@ ARGUMENT_SPEC: Dict[str, Any] = {
     "unit_dir": {"type": "path", "default": "/etc/systemd/system"},
     "quadlet_dir": {"type": "path", "default": "/etc/containers/systemd"},
     "pending_dir": {"type": "path", "default": "/run/hearth-matrix/pending-restart"},
+    "remove_units": {"type": "list", "elements": "str", "default": []},
+    "remove_files": {"type": "list", "elements": "path", "default": []},
 }
 
 
@@ -255,6 +273,8 @@ def _converge_files(module: AnsibleModule, facts: HostFacts, component: Componen
         if module.check_mode and len(report.restart_reasons) > reasons:
             # Not issued in check mode: the new certificate's restart must still be predicted.
             report.digests.append("tls=to-be-issued")
+        elif component.tls.replaceable:
+            report.digests.append("tls=replaceable")
         else:
             report.digests.append("tls=%s" % (read_text(os.path.join(component.tls.tls_dir, "server.crt")) or ""))
     if component.networks:
@@ -426,6 +446,9 @@ def converge(module: AnsibleModule, components: List[Component]) -> Dict[str, An
             quadlet_path = os.path.join(quadlet_dir, component.name + ".container")
             removed_any = remove_quadlet_service(module, facts_by_engine[component.engine], component.name,
                                                  quadlet_path, report) or removed_any
+    if module.params["remove_units"] or module.params["remove_files"]:
+        removed_any = remove_leftovers(module, any_facts, unit_dir, module.params["remove_units"],
+                                       module.params["remove_files"], reports.setdefault("leftovers", Report())) or removed_any
     if (removed_any or renamed) and not module.check_mode:
         daemon_reload(module, any_facts)
     result: Dict[str, Any] = {
@@ -448,9 +471,16 @@ def main() -> None:
     if module.params["components"] is None:
         module.fail_json(msg="components is required (the action plugin builds it from role/spec)")
     try:
+        check_unit_names("remove_units", module.params["remove_units"])
+    except SpecError as error:
+        module.fail_json(msg=str(error), field=error.field)
+    try:
         components = components_from_list(module.params["components"])
     except SpecError as error:
         module.fail_json(msg="components: %s" % error, field=error.field)
+    relative = [path for path in module.params["remove_files"] if not os.path.isabs(path)]
+    if relative:
+        module.fail_json(msg="remove_files: must be absolute paths, got %s" % ", ".join(relative), field="remove_files")
     if not components:
         module.exit_json(changed=False, components={}, started=[], restarted=[])
     try:

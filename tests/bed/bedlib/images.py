@@ -36,7 +36,9 @@ COMPONENTS = ("synapse", "postgres", "nginx", "exim", "sydent", "gateway-standin
 SYNAPSE_PREVIOUS = "synapse-previous"
 # Built like the components but loaded only into targets that ask for them (the PostgreSQL
 # major upgrade test): every other target would only carry them around.
-EXTRA_COMPONENTS = ("postgres17",)
+EXTRA_COMPONENTS = ("postgres17", "certbot")
+# Run by tests on the bed network beside the targets, never loaded into a target.
+BED_SERVICES = ("pebble",)
 # Two builds at a time: the bed machines have 2 cores and builds are mostly downloads.
 PARALLEL_BUILDS = int(os.environ.get("HEARTH_BED_PARALLEL", "2"))
 
@@ -74,6 +76,8 @@ IMAGES: dict[str, Image] = {
     # The postgres recipe for another major: Debian 13's postgresql-17.
     "postgres17": Image("postgres", "postgres17", "test", parent=BASE_TRIXIE,
                         build_args=(("PG_MAJOR", "17"),)),
+    "certbot": Image("certbot", "certbot", "test"),
+    **{name: Image(name, name, "test") for name in BED_SERVICES},
 }
 
 

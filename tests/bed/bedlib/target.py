@@ -285,12 +285,19 @@ def up(name: str, engine: str, workdir: Path, *, owner_pid: int | None = None,
 
 
 def restart(target: Target, timeout: float = 180) -> float:
-    """Reboot the target (container restart); returns seconds until SSH answers again."""
+    """Reboot the target (container restart); returns seconds until SSH answers again.
+
+    The target comes back with a new bridge address: `target` and its workdir files are
+    updated (the loopback ports stay)."""
     start = time.monotonic()
     podman("restart", "--time", "10", target.name)
     _wait("systemd after restart", lambda: _system_running(target.name), timeout)
     _wait("SSH after restart", lambda: _ssh_ok(target), timeout)
-    return round(time.monotonic() - start, 1)
+    seconds = round(time.monotonic() - start, 1)
+    target.bridge_ip = podman("inspect", "--format", "{{.NetworkSettings.IPAddress}}", target.name)
+    _write_inventory(target)
+    (target.workdir / "target.json").write_text(target.to_json())
+    return seconds
 
 
 def down(target: Target) -> None:

@@ -98,6 +98,11 @@ def test_certificate_verdicts() -> None:
     fine = sc.check_certificate(MATRIX, sc.TlsAnswer(not_after=NOW + 90 * 86400), NOW, 30, "x")
     assert fine.status == sc.OK and "90 days" in fine.detail
     assert sc.check_certificate(MATRIX, sc.TlsAnswer(), NOW, 30, "x").status == sc.FAIL
+    # An expired certificate fails the verifying handshake: reported under the endpoint's name,
+    # with the ACME timer's journal as the place to look.
+    expired = sc.check_certificate(MATRIX, sc.TlsAnswer(error="certificate has expired"), NOW, 30, "ca.crt")
+    assert expired.status == sc.FAIL and expired.name == "certificate matrix.example.org:443"
+    assert "certificate has expired" in expired.detail and "hearth-matrix-acme" in expired.fix
 
 
 @pytest.mark.parametrize("answer, status", [

@@ -22,6 +22,7 @@ from ansible_collections.hearth.matrix.plugins.module_utils.service_state import
     ensure_networks,
     network_subnets,
     prefetch,
+    remove_leftovers,
     remove_service,
     systemctl,
     unit_states,
@@ -355,6 +356,32 @@ def test_remove_service_already_gone(tmp_path: Path) -> None:
     report = Report()
     assert remove_service(host, FACTS, "hearth-identity", str(tmp_path / "hearth-identity.service"), report) is False
     assert host.calls == [] and not report.changed
+
+
+def test_remove_leftovers_takes_what_is_there(tmp_path: Path) -> None:
+    (tmp_path / "hearth-matrix-acme.timer").write_text("[Timer]\n")
+    settings = tmp_path / "acme.json"
+    settings.write_text("{}")
+    host = ScriptedHost()
+    report = Report()
+    removed = remove_leftovers(host, FACTS, str(tmp_path), ["hearth-matrix-acme.timer", "hearth-matrix-acme.service"],
+                               [str(settings), str(tmp_path / "gone.py")], report)
+    assert removed is True
+    assert host.calls == [[SYSTEMCTL, "disable", "--now", "hearth-matrix-acme.timer"]]
+    assert not (tmp_path / "hearth-matrix-acme.timer").exists() and not settings.exists()
+    assert report.changes == ["unit hearth-matrix-acme.timer: removed (turned off)",
+                              "file %s: removed (turned off)" % settings]
+
+
+def test_remove_leftovers_nothing_there_or_check_mode(tmp_path: Path) -> None:
+    host = ScriptedHost()
+    report = Report()
+    assert remove_leftovers(host, FACTS, str(tmp_path), ["hearth-matrix-acme.timer"], [str(tmp_path / "x")], report) is False
+    assert host.calls == [] and not report.changed
+    (tmp_path / "hearth-matrix-acme.timer").write_text("[Timer]\n")
+    checking = ScriptedHost(check_mode=True)
+    assert remove_leftovers(checking, FACTS, str(tmp_path), ["hearth-matrix-acme.timer"], [], report) is True
+    assert checking.calls == [] and report.changed and (tmp_path / "hearth-matrix-acme.timer").exists()
 
 
 # --- unit_text fingerprint --------------------------------------------------------------------

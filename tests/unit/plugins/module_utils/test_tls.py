@@ -176,3 +176,33 @@ def test_server_certificate_keeps_its_group_when_the_temp_dir_is_another_file_sy
     ensure_self_signed(RealHost(), OPENSSL, tls, Report())
     assert (tmp_path / "tls" / "ca.crt").stat().st_gid == 4242
     assert (tmp_path / "tls" / "server.crt").stat().st_gid == 4242
+
+
+def _foreign_certificate(tmp_path: Path, names: Sequence[str], days: int) -> bytes:
+    """A certificate of another issuer (ACME) for the existing server key, installed in tls/."""
+    out = tmp_path / "tls"
+    openssl("req", "-x509", "-new", "-key", str(out / "server.key"), "-days", str(days), "-subj", "/CN=acme",
+            "-addext", "subjectAltName=" + ",".join("DNS:" + n for n in names), "-out", str(out / "server.crt"))
+    return (out / "server.crt").read_bytes()
+
+
+def test_replaceable_keeps_a_valid_certificate_of_another_issuer(first_run: Tuple[Path, Report], tmp_path: Path) -> None:
+    tmp_path = issued(first_run, tmp_path)
+    foreign = _foreign_certificate(tmp_path, ("example.org", "matrix.example.org"), 90)
+    report = Report()
+    ensure_self_signed(RealHost(), OPENSSL, dataclasses.replace(settings(tmp_path), replaceable=True), report)
+    assert report.changes == [] and report.restart_reasons == []
+    assert (tmp_path / "tls" / "server.crt").read_bytes() == foreign
+    # Without replaceable the self-made CA takes its certificate back.
+    ensure_self_signed(RealHost(), OPENSSL, settings(tmp_path), report)
+    assert "server certificate: issued (not issued by the current CA)" in report.changes
+
+
+def test_replaceable_reissues_a_certificate_for_other_names(first_run: Tuple[Path, Report], tmp_path: Path) -> None:
+    tmp_path = issued(first_run, tmp_path)
+    tls = dataclasses.replace(settings(tmp_path), replaceable=True)
+    _foreign_certificate(tmp_path, ("matrix.example.org",), 90)
+    report = Report()
+    ensure_self_signed(RealHost(), OPENSSL, tls, report)
+    assert report.restart_reasons == ["server certificate"]
+    openssl("verify", "-CAfile", str(tmp_path / "tls" / "ca.crt"), str(tmp_path / "tls" / "server.crt"))
