@@ -9,6 +9,9 @@ so bad input fails before the host is touched, naming the variable. When the var
 ``hearth_plan`` is true it stops there and adds the component to the fact
 ``hearth_planned_components`` (the site playbook then converges every component in one
 call). Otherwise it runs the module on the host.
+
+With ``hearth_podman_quadlet`` true every component becomes a Quadlet service (podman only:
+with docker the play stops here, naming the variable; the module checks podman's version).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from ansible_collections.hearth.matrix.plugins.module_utils.engine_mode import (
     is_rootless,
     rootless_settings,
 )
+from ansible_collections.hearth.matrix.plugins.module_utils.quadlet import VARIABLE as QUADLET_VARIABLE
+from ansible_collections.hearth.matrix.plugins.module_utils.quadlet import version_refusal
 from ansible_collections.hearth.matrix.plugins.module_utils.role_options import (
     SHARED_OPTIONS,
     RoleInputError,
@@ -53,6 +58,23 @@ class ActionModule(ActionBase):
                 lookup[name] = self._variable(task_vars, name)
         return lookup
 
+    def _quadlet(self, task_vars: Mapping[str, Any], components: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+        """The components as Quadlet services when hearth_podman_quadlet is true."""
+        if QUADLET_VARIABLE not in task_vars:
+            return components
+        try:
+            wanted = boolean(self._variable(task_vars, QUADLET_VARIABLE), strict=True)
+        except TypeError:
+            raise RoleInputError(QUADLET_VARIABLE, "must be true or false")
+        if not wanted:
+            return components
+        for component in components:
+            engine = component.get("engine", "docker")
+            if engine != "podman":
+                # The podman version is checked on the host, before anything changes there.
+                raise RoleInputError(QUADLET_VARIABLE, (version_refusal(engine, ()) or "")[len(QUADLET_VARIABLE) + 1:])
+        return [dict(component, quadlet=True) for component in components]
+
     def _planned(self, task_vars: Mapping[str, Any]) -> List[Dict[str, Any]]:
         if PLANNED_FACT not in task_vars:
             return []
@@ -79,7 +101,8 @@ class ActionModule(ActionBase):
                 enabled = boolean(lookup.get("%s_enabled" % role, True))
                 if enabled:
                     check_rules(role, args.get("checks") or [])
-                component = build_component(role, lookup, args.get("spec") if enabled else None)
+                component = self._quadlet(task_vars, [build_component(role, lookup, args.get("spec") if enabled
+                                                                      else None)])[0]
                 plan = "hearth_plan" in task_vars and boolean(self._variable(task_vars, "hearth_plan"))
                 if plan:
                     planned = [item for item in self._planned(task_vars) if item.get("role") != role]
@@ -92,6 +115,7 @@ class ActionModule(ActionBase):
                 components = args.get("components")
                 if components is None:
                     raise RoleInputError("components", "or role is required")
+                components = self._quadlet(task_vars, list(components))
                 components_from_list(components)
         except RoleInputError as error:
             result.update(failed=True, msg=str(error))

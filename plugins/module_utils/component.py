@@ -178,6 +178,8 @@ class Component:
     instance: str = ""
     # Probed in a new image before it replaces the running one (module_utils/image_check.py).
     image_check: Optional[ImageCheck] = None
+    # Podman only: the service is a Quadlet file, not a generated unit (module_utils/quadlet.py).
+    quadlet: bool = False
 
 
 # --------------------------------------------------------------------------------------
@@ -385,8 +387,11 @@ def component_from_dict(raw: Mapping[str, Any]) -> Component:
     instance = _str(raw, "instance", "", default="")
     if "\n" in instance:
         raise SpecError("instance", "must be one line, got %r" % (instance,))
+    quadlet = _bool(raw, "quadlet", "", False)
+    if quadlet and engine != "podman":
+        raise SpecError("quadlet", "needs the podman engine, got %r" % (engine,))
     if state == "absent":
-        return Component(name=name, state=state, engine=engine, instance=instance)
+        return Component(name=name, state=state, engine=engine, instance=instance, quadlet=quadlet)
     # Without a container, a component is files only (for example secrets the stack shares).
     container = container_spec_from_dict(name, _mapping(raw["container"], "container")) if raw.get("container") else None
     reload_on_ready = _list(raw, "reload_on_ready")
@@ -418,6 +423,7 @@ def component_from_dict(raw: Mapping[str, Any]) -> Component:
         extra_fingerprint=_str(raw, "fingerprint", "", default=""),
         instance=instance,
         image_check=image_check_from_dict(raw.get("image_check")),
+        quadlet=quadlet,
     )
     _check_paths_unique(component)
     return component

@@ -197,6 +197,11 @@ def ensure_networks(host: Host, facts: HostFacts, networks: Sequence[Union[str, 
 
 def unit_text(facts: HostFacts, component: Component, image_id: str, report: Report) -> str:
     """The unit; its fingerprint line changes whenever the image or a restart-relevant file does."""
+    return render_unit(unit_spec(facts, component, image_id, report))
+
+
+def unit_spec(facts: HostFacts, component: Component, image_id: str, report: Report) -> UnitSpec:
+    """The unit model of a component (rendered as a unit, or as a Quadlet file)."""
     if component.container is None:
         raise HostError("container", "%s has no container, so no unit" % component.name)
     fingerprint = hashlib.sha256("\n".join([image_id, component.extra_fingerprint] + sorted(report.digests))
@@ -217,7 +222,7 @@ def unit_text(facts: HostFacts, component: Component, image_id: str, report: Rep
         reload_on_ready=component.reload_on_ready,
         scope="user" if facts.user_scope else "system",
     )
-    return render_unit(spec)
+    return spec
 
 
 def restart_relevant(unit: Optional[str]) -> Optional[str]:
@@ -325,7 +330,8 @@ def remove_leftovers(host: Host, facts: HostFacts, unit_dir: str, units: Sequenc
     return removed_unit
 
 
-def units_of_instances(unit_dir: str, instances: Mapping[str, str]) -> List[Tuple[str, str, str]]:
+def units_of_instances(unit_dir: str, instances: Mapping[str, str],
+                       suffix: str = ".service") -> List[Tuple[str, str, str]]:
     """Our units (name, path, instance) that belong to one of ``instances`` (instance -> the service
     name it has now) under another name: left behind when ``<role>_service_name`` changed.
 
@@ -338,7 +344,7 @@ def units_of_instances(unit_dir: str, instances: Mapping[str, str]) -> List[Tupl
     except FileNotFoundError:
         return found
     for entry in entries:
-        if not entry.endswith(".service"):
+        if not entry.endswith(suffix):
             continue
         path = os.path.join(unit_dir, entry)
         if os.path.islink(path) or not os.path.isfile(path):
@@ -347,7 +353,7 @@ def units_of_instances(unit_dir: str, instances: Mapping[str, str]) -> List[Tupl
             head = [handle.readline().rstrip("\n"), handle.readline().rstrip("\n")]
         if head[0] != MANAGED_MARKER or not head[1].startswith(INSTANCE_PREFIX):
             continue
-        name = entry[:-len(".service")]
+        name = entry[:-len(suffix)]
         instance = head[1][len(INSTANCE_PREFIX):]
         if instance in instances and instances[instance] != name:
             found.append((name, path, instance))

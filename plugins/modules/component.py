@@ -71,7 +71,15 @@ options:
         (C(path/owner/group/mode/length/format)), C(files)
         (C(path/content|src/owner/group/mode/restart/secret)), C(links) (C(path/src)),
         C(tls) (C(ca_dir/tls_dir/domains/common_name/key_owner/key_group/cert_group/days/ca_days/replaceable)),
-        C(container), C(fingerprint), C(instance), C(image_check) (C(kind/variable/config/python)).
+        C(container), C(fingerprint), C(instance), C(image_check) (C(kind/variable/config/python)),
+        C(quadlet).
+      - C(quadlet) (podman 4.4 or later only) - the service is a Quadlet file
+        C(<quadlet_dir>/<name>.container) from which systemd generates C(<name>.service), not
+        a unit in O(unit_dir); a files-only component's C(networks) also get
+        C(<quadlet_dir>/<network>.network) files. On podman 5.0 or later a service with a
+        health check uses C(Notify=healthy). A service that changes format is restarted from
+        its new file and its old file is removed. The site playbook sets it from
+        C(hearth_podman_quadlet).
       - C(image_check) with C(kind=synapse_schema) - before anything changes, when the image
         differs from the one the component's unit was written for, the new image runs once
         (C(<engine> run --rm), the component's user, networks and host entries, every mount
@@ -103,6 +111,10 @@ options:
     description: Directory for the unit files.
     type: path
     default: /etc/systemd/system
+  quadlet_dir:
+    description: Directory for the Quadlet files of components with C(quadlet).
+    type: path
+    default: /etc/containers/systemd
   pending_dir:
     description:
       - Where a restart that is due is recorded until it has happened, so a run that stops
@@ -240,10 +252,20 @@ from ansible_collections.hearth.matrix.plugins.module_utils.service_state import
     remove_service,
     restart_relevant,
     systemctl,
+    unit_spec,
     unit_states,
     unit_text,
     units_of_instances,
     write_unit,
+)
+from ansible_collections.hearth.matrix.plugins.module_utils.quadlet import render_container
+from ansible_collections.hearth.matrix.plugins.module_utils.quadlet_state import (
+    check_quadlet,
+    drop_other_format,
+    ensure_network_files,
+    other_format_file,
+    remove_quadlet_service,
+    unit_file,
 )
 from ansible_collections.hearth.matrix.plugins.module_utils.tls import ensure_self_signed
 from ansible_collections.hearth.matrix.plugins.module_utils.unit import check_unit_names
@@ -254,6 +276,7 @@ ARGUMENT_SPEC: Dict[str, Any] = {
     "checks": {"type": "list", "elements": "dict", "default": []},
     "components": {"type": "list", "elements": "dict"},
     "unit_dir": {"type": "path", "default": "/etc/systemd/system"},
+    "quadlet_dir": {"type": "path", "default": "/etc/containers/systemd"},
     "pending_dir": {"type": "path", "default": "/run/hearth-matrix/pending-restart"},
     "remove_units": {"type": "list", "elements": "str", "default": []},
     "remove_files": {"type": "list", "elements": "path", "default": []},
@@ -294,7 +317,7 @@ def _converge_files(module: AnsibleModule, facts: HostFacts, component: Componen
 
 
 def _converge_unit(module: AnsibleModule, facts: HostFacts, component: Component, unit_path: str,
-                   report: Report, cache: EngineCache) -> Tuple[bool, bool]:
+                   report: Report, cache: EngineCache, podman_version: Tuple[int, ...]) -> Tuple[bool, bool]:
     """Everything but the service state; (unit changed, restart needed)."""
     _converge_files(module, facts, component, report, cache)
     if component.container is None:
@@ -302,7 +325,10 @@ def _converge_unit(module: AnsibleModule, facts: HostFacts, component: Component
     if component.create_networks:
         ensure_networks(module, facts, component.container.networks, report, cache)
     image_id = ensure_image(module, facts, component, report, cache)
-    text = unit_text(facts, component, image_id, report)
+    if component.quadlet:
+        text = render_container(unit_spec(facts, component, image_id, report), podman_version)
+    else:
+        text = unit_text(facts, component, image_id, report)
     before = read_text(unit_path)
     if before == text:
         return False, False
@@ -328,7 +354,8 @@ def _check_images(module: AnsibleModule, components: List[Component], facts_by_e
         if image_id.startswith("("):
             continue   # check mode, image not pulled yet: nothing to probe
         cache.image_ids[component.image] = image_id
-        if not image_changes(read_text(os.path.join(unit_dir, component.name + ".service")), image_id):
+        path = unit_file(component, unit_dir, module.params["quadlet_dir"])
+        if not image_changes(read_text(path), image_id):
             continue
         refusal = run_image_check(module, component.engine, facts.engine_path, spec, check, image_id)
         if refusal is not None:
@@ -366,6 +393,11 @@ def _remove_renamed(module: AnsibleModule, components: List[Component], reports:
         component = by_name[current[instance]]
         report = reports.setdefault(component.name, Report())
         removed = remove_service(module, facts_by_engine[component.engine], old_name, old_path, report) or removed
+    for old_name, old_path, instance in units_of_instances(module.params["quadlet_dir"], current, ".container"):
+        component = by_name[current[instance]]
+        report = reports.setdefault(component.name, Report())
+        removed = remove_quadlet_service(module, facts_by_engine[component.engine], old_name, old_path,
+                                         report) or removed
     return removed
 
 
@@ -384,6 +416,10 @@ def converge(module: AnsibleModule, components: List[Component]) -> Dict[str, An
         if component.engine not in facts_by_engine:
             facts_by_engine[component.engine] = detect_facts(module, module, component.engine)
     caches = {engine: EngineCache() for engine in facts_by_engine}
+    # Before anything changes: Quadlet needs podman >= 4.4 (the error names the variable).
+    podman_version = (check_quadlet(module, facts_by_engine["podman"])
+                      if any(c.quadlet and c.state == "started" for c in components) else ())
+    quadlet_dir = module.params["quadlet_dir"]
     for engine, facts in facts_by_engine.items():
         mine = [c for c in components if c.engine == engine and c.state == "started"]
         prefetch(module, facts, [c.image for c in mine if c.container is not None],
@@ -391,30 +427,39 @@ def converge(module: AnsibleModule, components: List[Component]) -> Dict[str, An
                  + [n for c in mine if c.container is not None and c.create_networks for n in c.container.networks],
                  caches[engine])
     _check_images(module, components, facts_by_engine, caches, reports, unit_dir)
+    network_files = False
     for component in components:
         if component.state == "started" and component.container is None:
             # Files only (e.g. the secrets several services share): before any service.
             _converge_files(module, facts_by_engine[component.engine], component,
                             reports.setdefault(component.name, Report()), caches[component.engine])
+            if component.engine == "podman" and component.networks:
+                network_files = ensure_network_files(module, component, quadlet_dir,
+                                                     reports[component.name]) or network_files
     present = [c for c in components if c.state == "started" and c.container is not None]
     any_facts = next(iter(facts_by_engine.values()))
     renamed = _remove_renamed(module, components, reports, facts_by_engine)
     states = unit_states(module, any_facts, [c.name for c in present])
-    reload_needed = False
+    reload_needed = network_files
     to_enable: List[str] = []
     to_start: List[str] = []
     to_restart: List[str] = []
     for component in present:
         report = reports.setdefault(component.name, Report())
-        unit_path = os.path.join(unit_dir, component.name + ".service")
+        unit_path = unit_file(component, unit_dir, quadlet_dir)
         unit_changed, restart_needed = _converge_unit(module, facts_by_engine[component.engine], component, unit_path,
-                                                      report, caches[component.engine])
+                                                      report, caches[component.engine], podman_version)
+        other = other_format_file(component, unit_dir, quadlet_dir)
+        if other is not None:
+            drop_other_format(module, facts_by_engine[component.engine], component, other, report)
+            unit_changed = restart_needed = True
         state = states.get(component.name, {})
         # A unit written by a run that died before restarting the service still needs it.
         stale = (state.get("NeedDaemonReload") == "yes"
                  or os.path.exists(os.path.join(module.params["pending_dir"], component.name)))
         reload_needed = reload_needed or unit_changed or stale
-        if state.get("UnitFileState") != "enabled":
+        # A generated (Quadlet) unit is enabled by its [Install] section, not by systemctl.
+        if not component.quadlet and state.get("UnitFileState") != "enabled":
             to_enable.append(component.name)
             report.changes.append("service %s: enabled" % component.name)
         if state.get("ActiveState") not in ("active", "activating", "reloading"):
@@ -438,6 +483,10 @@ def converge(module: AnsibleModule, components: List[Component]) -> Dict[str, An
             unit_path = os.path.join(unit_dir, component.name + ".service")
             removed_any = remove_service(module, facts_by_engine[component.engine], component.name, unit_path,
                                          report) or removed_any
+            # Whatever the format now: a service removed after a format change leaves nothing.
+            quadlet_path = os.path.join(quadlet_dir, component.name + ".container")
+            removed_any = remove_quadlet_service(module, facts_by_engine[component.engine], component.name,
+                                                 quadlet_path, report) or removed_any
     if module.params["remove_units"] or module.params["remove_files"]:
         leftovers = remove_leftovers(system, any_facts, system_unit_dir, module.params["remove_units"],
                                      module.params["remove_files"], reports.setdefault("leftovers", Report()))

@@ -1,7 +1,7 @@
 """Test bed CLI (and import point for pytest fixtures / molecule playbooks).
 
   bed.py build [IMAGE ...]
-  bed.py up --engine docker|podman --name NAME --workdir DIR [--owner-pid PID]
+  bed.py up --engine docker|podman [--os bookworm|trixie] --name NAME --workdir DIR [--owner-pid PID]
   bed.py down --name NAME
   bed.py gc [--max-age SECONDS] [--all]
   bed.py exec --name NAME -- COMMAND ...
@@ -18,10 +18,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bedlib.images import IMAGES, build_images  # noqa: E402
 from bedlib.shell import BedError  # noqa: E402
 from bedlib.target import (  # noqa: E402,F401  (re-exported for fixtures)
-    ENGINES, Target, down, down_by_name, exec_in_target, gc, load_target, restart, up)
+    ENGINES, TARGET_IMAGES, Target, down, down_by_name, exec_in_target, gc, load_target, restart, up)
 
 # The API pytest fixtures, molecule playbooks and scripts/sandbox import from here.
-__all__ = ["ENGINES", "IMAGES", "BedError", "Target", "build_images", "down", "down_by_name", "exec_in_target",
+__all__ = ["ENGINES", "IMAGES", "TARGET_IMAGES", "BedError", "Target", "build_images", "down", "down_by_name", "exec_in_target",
            "gc", "load_target", "restart", "up"]
 
 
@@ -37,10 +37,10 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    target = up(args.name, args.engine, Path(args.workdir), owner_pid=args.owner_pid)
+    target = up(args.name, args.engine, Path(args.workdir), owner_pid=args.owner_pid, os_name=args.os)
     for step, seconds in target.timings.items():
         print(f"{step:22} {seconds:7.1f}s")
-    print(f"target {target.name} engine={target.engine} ssh=127.0.0.1:{target.ssh_port}"
+    print(f"target {target.name} os={target.os} engine={target.engine} ssh=127.0.0.1:{target.ssh_port}"
           f" ports={target.ports} ip={target.bridge_ip}")
     print(f"inventory {target.workdir / 'inventory.yml'}")
     return 0
@@ -74,6 +74,8 @@ def parser() -> argparse.ArgumentParser:
     build.set_defaults(func=cmd_build)
     up_p = sub.add_parser("up", help="start a target server")
     up_p.add_argument("--engine", choices=["docker", "podman"], required=True)
+    up_p.add_argument("--os", choices=list(TARGET_IMAGES), default="bookworm",
+                      help="Debian release of the target (trixie: podman 5.4 with Quadlet)")
     up_p.add_argument("--name", required=True, help="unique per run; prefixed hearth-bed-")
     up_p.add_argument("--workdir", required=True, help="gets key, inventory.yml, target.json")
     up_p.add_argument("--owner-pid", type=int, default=None,

@@ -55,6 +55,8 @@ SITE_CASES: List[Tuple[str, Dict[str, Any], str]] = [
     ("element-hostname-is-matrix-hostname", {"hearth_element_enabled": True,
                                              "hearth_element_hostname": "matrix.hearth.test"}, "hearth_element_hostname"),
     ("unknown-engine", {"hearth_engine": "lxc"}, "hearth_engine"),
+    # Debian 12's podman is 4.3.1 (Quadlet needs 4.4); docker has no Quadlet at all.
+    ("quadlet-on-this-engine", {"hearth_podman_quadlet": True}, "hearth_podman_quadlet"),
     ("flag-not-boolean", {"hearth_postgres_enabled": "maybe"}, "hearth_postgres_enabled"),
     ("flag-a-number", {"hearth_mailer_enabled": 3}, "hearth_mailer_enabled"),
     ("relative-base-dir", {"hearth_base_dir": "opt/hearth"}, "hearth_base_dir"),

@@ -28,6 +28,8 @@ BASE = "base"
 BASE_TRIXIE = "base-trixie"
 BASES = (BASE, BASE_TRIXIE)
 TARGET = "target"
+# The same target recipe on Debian 13 (systemd 257, podman 5.4 with Quadlet).
+TARGET_TRIXIE = "target-trixie"
 COMPONENTS = ("synapse", "postgres", "nginx", "exim", "sydent", "gateway-standin")
 # The previous minor Synapse (the upgrade test's starting point): built from the synapse
 # recipe's Containerfile with its own requirements.txt; loaded only into targets that ask.
@@ -67,6 +69,8 @@ IMAGES: dict[str, Image] = {
     # Same recipe, the suite is the tag (make-rootfs <suite>).
     BASE_TRIXIE: Image(BASE, "debian", "trixie", parent=""),
     TARGET: Image(TARGET, "target", "test"),
+    # Debian 13's netavark sets up container networks with nft.
+    TARGET_TRIXIE: Image(TARGET, TARGET_TRIXIE, "test", parent=BASE_TRIXIE, build_args=(("EXTRA_PACKAGES", "nftables"),)),
     **{name: Image(name, name, "test") for name in COMPONENTS},
     SYNAPSE_PREVIOUS: Image(SYNAPSE_PREVIOUS, SYNAPSE_PREVIOUS, "test", containerfile_from="synapse"),
     # The postgres recipe for another major: Debian 13's postgresql-17.

@@ -17,11 +17,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .images import COMPONENTS, IMAGES, TARGET, build_images, image_store, images_archive
+from .images import COMPONENTS, IMAGES, TARGET, TARGET_TRIXIE, build_images, image_store, images_archive
 from .shell import PODMAN, BedError, cache_dir, podman, run, timed
 
 PREFIX = "hearth-bed-"
 ENGINES = ("docker", "podman")
+# Debian release of the target -> its image (trixie: systemd 257, podman 5.4 with Quadlet).
+TARGET_IMAGES = {"bookworm": TARGET, "trixie": TARGET_TRIXIE}
 LABEL = "hearth-bed.run"               # run id; every container/volume of the bed has it
 OWNER_LABEL = "hearth-bed.owner"       # "<pid>:<process start time>" or ""
 CREATED_LABEL = "hearth-bed.created"   # epoch seconds
@@ -55,6 +57,7 @@ class Target:
     volumes: list[str]
     run_id: str
     timings: dict[str, float] = field(default_factory=dict)
+    os: str = "bookworm"
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -176,7 +179,7 @@ def _published_ports(full: str) -> dict[str, int]:
     return ports
 
 
-def _start_container(full: str, run_id: str, owner: str, workdir: Path, store: Path | None) -> None:
+def _start_container(full: str, run_id: str, owner: str, workdir: Path, store: Path | None, image: str) -> None:
     labels = {LABEL: run_id, OWNER_LABEL: owner, CREATED_LABEL: str(int(time.time())),
               WORKDIR_LABEL: str(workdir)}
     label_args = [arg for key, value in labels.items() for arg in ("--label", f"{key}={value}")]
@@ -195,20 +198,24 @@ def _start_container(full: str, run_id: str, owner: str, workdir: Path, store: P
            "-v", f"{containers_volume}:/var/lib/containers",
            "-v", f"{docker_volume}:/var/lib/docker",
            "-v", f"{archives}:{ARCHIVES_IN_TARGET}:ro", *store_args,
-           IMAGES[TARGET].ref)
+           IMAGES[image].ref)
 
 
 def up(name: str, engine: str, workdir: Path, *, owner_pid: int | None = None,
        components: list[str] | None = None, build: bool = True,
-       timeout: float = 180) -> Target:
+       timeout: float = 180, os_name: str = "bookworm") -> Target:
     """Start a target, install a fresh SSH key, start `engine`, load component images.
 
     owner_pid: the process whose end makes this target garbage for gc() (pytest: pass
     os.getpid()); default $HEARTH_BED_OWNER_PID, else gc() only goes by age.
+    os_name: the target's Debian release (TARGET_IMAGES).
     Writes <workdir>/inventory.yml and <workdir>/target.json.
     """
     if engine not in ENGINES:
         raise BedError(f"engine must be one of {ENGINES}, not {engine!r}")
+    if os_name not in TARGET_IMAGES:
+        raise BedError(f"os must be one of {tuple(TARGET_IMAGES)}, not {os_name!r}")
+    image = TARGET_IMAGES[os_name]
     full = full_name(name)
     components = list(COMPONENTS) if components is None else components
     workdir = workdir.resolve()
@@ -221,7 +228,7 @@ def up(name: str, engine: str, workdir: Path, *, owner_pid: int | None = None,
 
     if build:
         with timed("build (cache check)", timings):
-            build_images([TARGET, *components])
+            build_images([image, *components])
     archive = store = None
     if components and engine == "podman":
         with timed("image store", timings):
@@ -236,13 +243,13 @@ def up(name: str, engine: str, workdir: Path, *, owner_pid: int | None = None,
     run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", full, "-f", str(key_path)])
     try:
         with timed("start target", timings):
-            _start_container(full, run_id, owner, workdir, store)
+            _start_container(full, run_id, owner, workdir, store, image)
         with timed("systemd running", timings):
             _wait("systemd in the target", lambda: _system_running(full), timeout)
         target = Target(
             name=full, engine=engine, workdir=workdir, ssh_port=0, key_path=key_path,
             bridge_ip=podman("inspect", "--format", "{{.NetworkSettings.IPAddress}}", full),
-            ports={}, volumes=volume_names(full), run_id=run_id, timings=timings)
+            ports={}, volumes=volume_names(full), run_id=run_id, timings=timings, os=os_name)
         ports = _published_ports(full)
         target.ssh_port = ports.pop("22")
         target.ports = ports
@@ -251,6 +258,11 @@ def up(name: str, engine: str, workdir: Path, *, owner_pid: int | None = None,
         if store is not None:
             exec_in_target(target, ["sh", "-c", "cat > /etc/containers/storage.conf"],
                            input_bytes=STORAGE_CONF.encode())
+        if os_name == "trixie":
+            # podman 5 warns on stderr at every command that cgroups v1 is deprecated (the
+            # machines' cgroups are v1 and stay so); tests read stdout and stderr together
+            # over SSH, where sshd's pam_env sets this for every session.
+            exec_in_target(target, ["sh", "-c", "echo PODMAN_IGNORE_CGROUPSV1_WARNING=1 >> /etc/environment"])
         with timed(f"{engine} ready", timings):
             if engine == "docker":
                 exec_in_target(target, ["systemctl", "enable", "--now", "--quiet",
