@@ -531,6 +531,18 @@ def _format_mount(mount: Mount) -> str:
     return text + (",readonly" if mount.read_only else "")
 
 
+def limit_flags(spec: ContainerSpec) -> List[str]:
+    """The memory, CPU weight and pids flags, spelled the same for both engines and Quadlet."""
+    flags = []
+    if spec.memory:
+        flags.append("--memory=%s" % spec.memory)
+    if spec.cpu_shares:
+        flags.append("--cpu-shares=%d" % spec.cpu_shares)
+    if spec.pids_limit:
+        flags.append("--pids-limit=%d" % spec.pids_limit)
+    return flags
+
+
 def create_argv(spec: ContainerSpec, engine: str, engine_path: str) -> List[str]:
     """The full ``<engine> create ...`` argv for a spec (no shell quoting applied)."""
     if engine not in ENGINES:
@@ -572,12 +584,7 @@ def create_argv(spec: ContainerSpec, engine: str, engine_path: str) -> List[str]
             "--health-retries=%d" % check.retries,
             "--health-start-period=%ds" % check.start_period,
         ]
-    if spec.memory:
-        argv.append("--memory=%s" % spec.memory)
-    if spec.cpu_shares:
-        argv.append("--cpu-shares=%d" % spec.cpu_shares)
-    if spec.pids_limit:
-        argv.append("--pids-limit=%d" % spec.pids_limit)
+    argv += limit_flags(spec)
     argv.append("--stop-timeout=%d" % spec.stop_timeout)
     if spec.workdir:
         argv.append("--workdir=%s" % spec.workdir)

@@ -20,7 +20,7 @@ import re
 from typing import List, Optional, Sequence, Tuple
 
 from ansible_collections.hearth.matrix.plugins.module_utils.component import Network
-from ansible_collections.hearth.matrix.plugins.module_utils.container import ContainerSpec, mac_for, shell_join
+from ansible_collections.hearth.matrix.plugins.module_utils.container import ContainerSpec, limit_flags, mac_for, shell_join
 from ansible_collections.hearth.matrix.plugins.module_utils.unit import (
     INSTANCE_PREFIX,
     MANAGED_MARKER,
@@ -116,13 +116,7 @@ def container_keys(spec: ContainerSpec) -> List[Tuple[str, str]]:
                  ("HealthInterval", "%ds" % check.interval), ("HealthTimeout", "%ds" % check.timeout),
                  ("HealthRetries", str(check.retries)), ("HealthStartPeriod", "%ds" % check.start_period)]
     # Limits as engine flags: the same spelling as create_argv, on every podman with Quadlet.
-    args = []
-    if spec.memory:
-        args.append("--memory=%s" % spec.memory)
-    if spec.cpu_shares:
-        args.append("--cpu-shares=%d" % spec.cpu_shares)
-    if spec.pids_limit:
-        args.append("--pids-limit=%d" % spec.pids_limit)
+    args = limit_flags(spec)
     if args:
         keys.append(("PodmanArgs", " ".join(args)))
     keys.append(("StopTimeout", str(spec.stop_timeout)))
