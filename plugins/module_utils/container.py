@@ -20,8 +20,6 @@ import shlex
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from ansible_collections.hearth.matrix.plugins.module_utils.readiness import Probe, ProbeError, parse_probe
-
 # Every engine mode (module_utils/engine_mode.py); a rootless mode renders like its binary.
 ENGINES = ("docker", "podman", "podman_rootless")
 
@@ -77,6 +75,49 @@ class Port:
     host_port: int
     container_port: int
     protocol: str = "tcp"
+
+
+# How a unit's readiness wait asks from the host (readiness.py runs it).
+PROBE_KINDS = ("tcp", "http", "postgres")
+_PROBE_PATH_RE = re.compile(r"^/[A-Za-z0-9._~/?=&%-]*$")
+_PROBE_IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+@dataclass(frozen=True)
+class Probe:
+    kind: str
+    port: int
+    path: str = ""    # http
+    user: str = ""    # postgres: role and database of the startup message
+    database: str = ""
+
+
+def parse_probe(raw: Any) -> Optional[Probe]:
+    """``{kind: tcp|http|postgres, port: N, path: /x, user: u, database: d}`` or None."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise SpecError("healthcheck.probe", "must be a mapping with kind and port")
+    unknown = set(raw) - {"kind", "port", "path", "user", "database"}
+    if unknown:
+        raise SpecError("healthcheck.probe", "unknown keys: %s" % ", ".join(sorted(unknown)))
+    kind = raw.get("kind")
+    if kind not in PROBE_KINDS:
+        raise SpecError("healthcheck.probe.kind", "must be one of %s, got %r" % (", ".join(PROBE_KINDS), kind))
+    port = raw.get("port")
+    if isinstance(port, str) and port.isdigit():
+        port = int(port)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise SpecError("healthcheck.probe.port", "must be a port number (1-65535), got %r" % (port,))
+    path = str(raw.get("path") or "")
+    user = str(raw.get("user") or "")
+    database = str(raw.get("database") or user)
+    if kind == "http" and not _PROBE_PATH_RE.match(path):
+        raise SpecError("healthcheck.probe.path", "must be an absolute URL path, got %r" % (path,))
+    if kind == "postgres" and not (_PROBE_IDENT_RE.match(user) and _PROBE_IDENT_RE.match(database)):
+        raise SpecError("healthcheck.probe.user", "must name a PostgreSQL role and database, got %r / %r" % (user, database))
+    return Probe(kind=kind, port=port, path=path if kind == "http" else "",
+                 user=user if kind == "postgres" else "", database=database if kind == "postgres" else "")
 
 
 @dataclass(frozen=True)
@@ -390,17 +431,13 @@ def _parse_healthcheck(raw: Any) -> Optional[HealthCheck]:
     command = _require_list(raw.get("command"), "healthcheck.command")
     if not command:
         raise SpecError("healthcheck.command", "must be a non-empty list (argv)")
-    try:
-        probe = parse_probe(raw.get("probe"))
-    except ProbeError as error:
-        raise SpecError(error.field_name, error.message) from error
     return HealthCheck(
         command=tuple(_require_str(arg, "healthcheck.command[%d]" % i, allow_empty=True) for i, arg in enumerate(command)),
         interval=_require_int(raw.get("interval", 10), "healthcheck.interval", 1),
         timeout=_require_int(raw.get("timeout", 5), "healthcheck.timeout", 1),
         retries=_require_int(raw.get("retries", 3), "healthcheck.retries", 1),
         start_period=_require_int(raw.get("start_period", 0), "healthcheck.start_period", 0),
-        probe=probe,
+        probe=parse_probe(raw.get("probe")),
     )
 
 

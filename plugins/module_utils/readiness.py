@@ -27,61 +27,12 @@ The container's own health command stays the engine's health check (status, self
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from typing import Any, List, Mapping, Optional
+from typing import List
+
+from ansible_collections.hearth.matrix.plugins.module_utils.container import Probe
 
 
-class ProbeError(ValueError):
-    """A bad probe declaration: the field and what is wrong (container.py names the spec)."""
-
-    def __init__(self, field_name: str, message: str) -> None:
-        super().__init__("%s: %s" % (field_name, message))
-        self.field_name = field_name
-        self.message = message
-
-
-KINDS = ("tcp", "http", "postgres")
 POLL_SECONDS = 0.1
-_PATH_RE = re.compile(r"^/[A-Za-z0-9._~/?=&%-]*$")
-_IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-
-
-@dataclass(frozen=True)
-class Probe:
-    kind: str
-    port: int
-    path: str = ""    # http
-    user: str = ""    # postgres: role and database of the startup message
-    database: str = ""
-
-
-def parse_probe(raw: Any) -> Optional[Probe]:
-    """``{kind: tcp|http|postgres, port: N, path: /x, user: u, database: d}`` or None."""
-    if raw is None:
-        return None
-    if not isinstance(raw, Mapping):
-        raise ProbeError("healthcheck.probe", "must be a mapping with kind and port")
-    unknown = set(raw) - {"kind", "port", "path", "user", "database"}
-    if unknown:
-        raise ProbeError("healthcheck.probe", "unknown keys: %s" % ", ".join(sorted(unknown)))
-    kind = raw.get("kind")
-    if kind not in KINDS:
-        raise ProbeError("healthcheck.probe.kind", "must be one of %s, got %r" % (", ".join(KINDS), kind))
-    port = raw.get("port")
-    if isinstance(port, str) and port.isdigit():
-        port = int(port)
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-        raise ProbeError("healthcheck.probe.port", "must be a port number (1-65535), got %r" % (port,))
-    path = str(raw.get("path") or "")
-    user = str(raw.get("user") or "")
-    database = str(raw.get("database") or user)
-    if kind == "http" and not _PATH_RE.match(path):
-        raise ProbeError("healthcheck.probe.path", "must be an absolute URL path, got %r" % (path,))
-    if kind == "postgres" and not (_IDENT_RE.match(user) and _IDENT_RE.match(database)):
-        raise ProbeError("healthcheck.probe.user", "must name a PostgreSQL role and database, got %r / %r" % (user, database))
-    return Probe(kind=kind, port=port, path=path if kind == "http" else "",
-                 user=user if kind == "postgres" else "", database=database if kind == "postgres" else "")
 
 
 # The probe program: argv = address port kind argument database timeout. Kept free of

@@ -16,8 +16,8 @@ from typing import Any, Callable, Iterator, List, Tuple
 
 import pytest
 
-from ansible_collections.hearth.matrix.plugins.module_utils.container import SpecError, container_spec_from_dict
-from ansible_collections.hearth.matrix.plugins.module_utils.readiness import Probe, ProbeError, parse_probe, probe_argv
+from ansible_collections.hearth.matrix.plugins.module_utils.container import Probe, SpecError, container_spec_from_dict, parse_probe
+from ansible_collections.hearth.matrix.plugins.module_utils.readiness import probe_argv
 from ansible_collections.hearth.matrix.plugins.module_utils.unit import HostPaths, UnitSpec, readiness_argv, render_unit
 
 PODMAN = HostPaths(engine="/usr/bin/podman", sh="/bin/sh", python="/usr/bin/python3")
@@ -43,9 +43,9 @@ def test_parse_each_kind() -> None:
     ({"kind": "tcp", "port": 1, "timeout": 3}, "healthcheck.probe"),
 ])
 def test_bad_declarations_name_the_field(raw: Any, field_name: str) -> None:
-    with pytest.raises(ProbeError) as caught:
+    with pytest.raises(SpecError) as caught:
         parse_probe(raw)
-    assert caught.value.field_name == field_name
+    assert caught.value.field == field_name
 
 
 def test_container_spec_reports_a_bad_probe_as_a_spec_error() -> None:
