@@ -22,7 +22,7 @@ from ansible_collections.hearth.matrix.plugins.module_utils.quadlet import (
     render_network,
     version_refusal,
 )
-from ansible_collections.hearth.matrix.plugins.module_utils.service_state import HostFacts, read_text, write_unit
+from ansible_collections.hearth.matrix.plugins.module_utils.service_state import HostFacts, read_text, remove_service, write_unit
 from ansible_collections.hearth.matrix.plugins.module_utils.unit import MANAGED_MARKER
 
 
@@ -74,19 +74,10 @@ def drop_other_format(host: Host, facts: HostFacts, component: Component, path: 
 
 
 def remove_quadlet_service(host: Host, facts: HostFacts, name: str, path: str, report: Report) -> bool:
-    """Stop the service and remove its Quadlet file and container; data directories stay."""
-    before = read_text(path)
-    if before is None:
-        return False
-    report.changes.append("service %s: removed (Quadlet file and container; data kept)" % name)
-    report.diffs.append({"before_header": path, "after_header": path, "before": before, "after": ""})
-    if not host.check_mode:
-        # A generated unit has no enablement to undo: without its file it is gone after the
-        # daemon-reload that follows.
-        host.run_command([facts.systemctl, "stop", name + ".service"])
-        os.unlink(path)
-        host.run_command([facts.engine_path, "rm", "--force", name])
-    return True
+    """Stop the service and remove its Quadlet file and container; data directories stay.
+    A generated unit has no enablement to undo: without its file it is gone after the
+    daemon-reload that follows."""
+    return remove_service(host, facts, name, path, report, what="Quadlet file", stop=("stop",))
 
 
 def ensure_network_files(host: Host, component: Component, quadlet_dir: str, report: Report) -> bool:

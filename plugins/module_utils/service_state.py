@@ -292,16 +292,19 @@ def daemon_reload(host: Host, facts: HostFacts) -> None:
         raise HostError("systemd", "systemctl daemon-reload failed: %s" % (err or out).strip())
 
 
-def remove_service(host: Host, facts: HostFacts, name: str, unit_path: str, report: Report) -> bool:
-    """Stop, disable and remove the unit and the container; data directories stay."""
+def remove_service(host: Host, facts: HostFacts, name: str, unit_path: str, report: Report,
+                   what: str = "unit", stop: Sequence[str] = ("disable", "--now")) -> bool:
+    """Stop (and disable) the service, remove its file (``what``: a unit, or a Quadlet file
+    whose generated unit has no enablement: ``stop=("stop",)``) and its container; data
+    directories stay."""
     before = read_text(unit_path)
     if before is None:
         return False
-    report.changes.append("service %s: removed (unit and container; data kept)" % name)
+    report.changes.append("service %s: removed (%s and container; data kept)" % (name, what))
     report.diffs.append({"before_header": unit_path, "after_header": unit_path, "before": before, "after": ""})
     if not host.check_mode:
         # A unit that is already stopped or was never enabled is fine.
-        host.run_command([facts.systemctl, "disable", "--now", name + ".service"])
+        host.run_command([facts.systemctl, *stop, name + ".service"])
         os.unlink(unit_path)
         host.run_command([facts.engine_path, "rm", "--force", name])
     return True
