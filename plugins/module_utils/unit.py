@@ -188,8 +188,7 @@ def readiness_argv(spec: UnitSpec) -> Optional[List[str]]:
     check = spec.container.healthcheck
     if check is None:
         return None
-    if _probes_from_host(spec):
-        assert check.probe is not None and spec.container.address
+    if check.probe is not None and spec.container.address and _probes_from_host(spec):
         netns = HOST_NETNS if spec.engine in NETLESS_UNIT_ENGINES else ""
         return probe_argv(spec.paths.python, spec.container.address, check.probe, spec.ready_timeout, netns)
     script = _readiness_script(spec)
