@@ -212,3 +212,23 @@ def rootless_settings(raw: Mapping[str, Any]) -> Dict[str, Any]:
             raise EngineModeError("hearth_rootless_unprivileged_port_start",
                                   "must be a port number 0-1024 (or unset), got %r" % (values["unprivileged_port_start"],))
     return {"user": user, "home": home.rstrip("/"), "unprivileged_port_start": start}
+
+
+# The user-mode network helper a rootless podman runs for each container network namespace:
+# pasta (package passt) is podman 5's default, slirp4netns podman 4's. Without it every
+# container fails to start ("could not find pasta"), and podman 5.4 then keeps the fixed
+# addresses allocated, so later starts fail too: refused before anything changes.
+PASTA_FROM = (5, 0)
+
+
+def network_helper_refusal(mode: str, version: Tuple[int, ...], have: Mapping[str, bool]) -> Optional[str]:
+    """Why ``mode`` cannot run containers here for want of its network helper, or None.
+    ``have``: whether "pasta" and "slirp4netns" are on the host."""
+    if not is_rootless(mode) or engine_binary(mode) != "podman":
+        return None
+    helper, package = ("pasta", "passt") if version >= PASTA_FROM else ("slirp4netns", "slirp4netns")
+    if have.get(helper):
+        return None
+    found = ".".join(str(part) for part in version) or "unknown"
+    return ("hearth_engine %s with podman %s needs %s on the host for the containers' networks: "
+            "install the Debian package %s" % (mode, found, helper, package))

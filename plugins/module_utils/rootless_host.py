@@ -33,6 +33,7 @@ from ansible_collections.hearth.matrix.plugins.module_utils.engine_mode import (
     free_range_start,
     is_rootless,
     low_ports,
+    network_helper_refusal,
     parse_subids,
     rootless_settings,
     run_as_argv,
@@ -48,6 +49,7 @@ from ansible_collections.hearth.matrix.plugins.module_utils.host_state import (
     ensure_directory,
     ensure_file,
 )
+from ansible_collections.hearth.matrix.plugins.module_utils.quadlet import parse_version
 
 SUBUID = "/etc/subuid"
 SUBGID = "/etc/subgid"
@@ -294,6 +296,11 @@ def setup_engine_mode(module: Any, components: List[Component]) -> Tuple[Any, Li
     if not (runuser and podman and systemctl):
         raise HostError("hearth_engine", "%s needs runuser, %s and systemctl on the host"
                         % (modes[0], engine_binary(modes[0])))
+    rc, out, _err = module.run_command([podman, "version", "--format", "{{.Client.Version}}"])
+    refusal = network_helper_refusal(modes[0], parse_version(out) if rc == 0 else (),
+                                     {name: bool(module.get_bin_path(name)) for name in ("pasta", "slirp4netns")})
+    if refusal:
+        raise HostError("hearth_engine", refusal[len("hearth_engine "):])
     bins = {name: module.get_bin_path(name) for name in ("useradd", "usermod", "loginctl", "sysctl", "fuse-overlayfs")}
     bins["systemctl"] = systemctl
     report = Report()

@@ -187,3 +187,35 @@ def test_back_to_generated_units_keeps_data(quadlet_stack: Stack) -> None:
         texts = messages_in(quadlet_stack.base_url, "@%s:%s" % (_memory["user"], SERVER_NAME), _memory["password"],
                             ssl_context(quadlet_stack.ca_file), _memory["room_id"])
     assert _memory["body"] in texts
+
+
+def test_rootless_on_debian_13_keeps_the_data(quadlet_stack: Stack) -> None:
+    """hearth_engine: podman_rootless on Debian 13 (podman 5.4, its network helper pasta), by
+    a switch of this rootful stack: the system units go, the service user's units serve the
+    same data (the message sent before, read after), every process of the stack on the host
+    belongs to the service user or its subordinate range, and a re-run changes nothing. On
+    this target: the switch needs a deployed stack, and a second trixie target would cost
+    more than the converge it adds."""
+    bed_target = quadlet_stack.bed
+    rootless = {"hearth_engine": "podman_rootless", "hearth_rootless_unprivileged_port_start": 80}
+    run = quadlet_stack.converge(rootless)
+    assert run.rc == 0 and run.failed == 0, run.tail(60)
+    _rc, units = bed_target.sh("ls /etc/systemd/system | grep -c '^hearth-' || true")
+    assert units.strip() == "0", units
+    with LoopbackNames(NAMES):
+        texts = messages_in(quadlet_stack.base_url, "@%s:%s" % (_memory["user"], SERVER_NAME), _memory["password"],
+                            ssl_context(quadlet_stack.ca_file), _memory["room_id"])
+    assert _memory["body"] in texts
+    uid = int(bed_target.sh("id -u hearth")[1])
+    start = int(bed_target.sh("grep ^hearth: /etc/subuid | cut -d: -f2")[1])
+    _rc, table = bed_target.sh("for p in $(pgrep -f 'conmon|pasta|rootlessport|postgres|nginx|synapse.app'); do "
+                               "echo \"$(awk '/^Uid:/{print $2}' /proc/$p/status) $(cat /proc/$p/comm)\"; done",
+                               check=False)
+    owners = [line.split() for line in table.splitlines() if len(line.split()) == 2]
+    assert any(comm == "conmon" for _owner, comm in owners) and any(comm.startswith("pasta") for _owner, comm in owners), table
+    for owner, comm in owners:
+        if comm in ("sh", "pgrep"):
+            continue
+        assert int(owner) == uid or start <= int(owner) < start + 65536, (owner, comm)
+    again = quadlet_stack.converge(rootless)
+    assert again.rc == 0 and again.changed == 0, again.tail(40)

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from ansible_collections.hearth.matrix.plugins.module_utils.engine_mode import (
@@ -18,6 +20,7 @@ from ansible_collections.hearth.matrix.plugins.module_utils.engine_mode import (
     free_range_start,
     is_rootless,
     low_ports,
+    network_helper_refusal,
     parse_subids,
     rootless_settings,
     run_as_argv,
@@ -110,3 +113,23 @@ def test_run_as_and_unit_dir() -> None:
 def test_unenforced_limits_name_the_role_variables() -> None:
     assert unenforced_limits("synapse", "2g", 1024, None) == ["synapse_memory=2g", "synapse_pids_limit=1024"]
     assert unenforced_limits("synapse", None, None, None) == []
+
+
+@pytest.mark.parametrize("mode, version, have, missing", [
+    ("podman_rootless", (5, 4, 2), {"pasta": False, "slirp4netns": True}, "pasta"),
+    ("podman_rootless", (4, 3, 1), {"pasta": True, "slirp4netns": False}, "slirp4netns"),
+    ("podman_rootless", (), {"pasta": True, "slirp4netns": False}, "slirp4netns"),     # unknown: podman 4's
+])
+def test_a_rootless_podman_without_its_network_helper_is_refused(mode: str, version: Any, have: Any,
+                                                                 missing: str) -> None:
+    refusal = network_helper_refusal(mode, version, have)
+    assert refusal is not None and refusal.startswith("hearth_engine %s " % mode) and "needs %s" % missing in refusal
+
+
+@pytest.mark.parametrize("mode, version, have", [
+    ("podman_rootless", (5, 4, 2), {"pasta": True, "slirp4netns": False}),
+    ("podman_rootless", (4, 3, 1), {"pasta": False, "slirp4netns": True}),
+    ("podman", (5, 4, 2), {"pasta": False, "slirp4netns": False}),                     # rootful: no helper
+])
+def test_the_network_helper_there_or_not_needed(mode: str, version: Any, have: Any) -> None:
+    assert network_helper_refusal(mode, version, have) is None
