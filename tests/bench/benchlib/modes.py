@@ -49,8 +49,8 @@ def mode_run(mode: str, workdir: Path, connections: int, seconds: int, rounds: i
             stack.converge(env=fresh_ssh())
             proxy = proxy_overhead(stack, connections, seconds, rounds)
             records["proxy"] = {"connections": connections, "seconds": seconds, "corporal": "off", "rounds": proxy}
-            log("%s proxy: %s" % (mode, {name: [round(r["requests_per_second"]) for r in rows]
-                                          for name, rows in proxy.items()}))
+            rates = {name: [round(r["requests_per_second"]) for r in rows] for name, rows in proxy.items()}
+            log("%s proxy: %s" % (mode, rates))
         return records
     finally:
         bed.down(target)
