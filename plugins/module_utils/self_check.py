@@ -164,10 +164,17 @@ def parse_server(value: Any) -> Optional[Endpoint]:
     return Endpoint(host.lower(), port)
 
 
-def check_well_known_server(where: Endpoint, answer: HttpAnswer, server_name: str) -> Tuple[Result, Optional[Endpoint]]:
-    """The delegation, and where it sends federation (None: not delegated or broken)."""
+def check_well_known_server(where: Endpoint, answer: HttpAnswer, server_name: str,
+                            optional: bool = False) -> Tuple[Result, Optional[Endpoint]]:
+    """The delegation, and where it sends federation (None: not delegated or broken).
+
+    ``optional``: the server name is the matrix hostname, so a 404 is no fault: other servers
+    then use the server name on 8448 (nginx_proxy_well_known_server_enabled: false)."""
     name = "well-known server"
     url = "https://%s/.well-known/matrix/server" % where
+    if optional and answer.status == 404 and not answer.error:
+        return Result(name, OK, "%s: not served (404): other servers use %s:%d"
+                      % (url, server_name, DEFAULT_FEDERATION_PORT)), None
     fix = ("serve /.well-known/matrix/server on %s with {\"m.server\": \"<matrix hostname>:<federation port>\"} "
            "(the proxy does so: re-run hearth.matrix.site)" % server_name)
     body, why = _json(answer)
@@ -313,7 +320,7 @@ def run_checks(plan: Plan, fetch: Fetch, tls_probe: TlsProbe, now: float, warn_d
                                        "https://%s%s" % (plan.matrix_hostname,
                                                          "" if plan.https_port == 443 else ":%d" % plan.https_port))]
     well_known, delegated = check_well_known_server(delegating, fetch(delegating, "/.well-known/matrix/server"),
-                                                    plan.server_name)
+                                                    plan.server_name, plan.server_name == plan.matrix_hostname)
     results.append(well_known)
     # Without a delegation, other servers try the server name on 8448 (the spec's fallback).
     federation = delegated or Endpoint(plan.server_name, DEFAULT_FEDERATION_PORT)
