@@ -213,8 +213,18 @@ def check_federation_version(where: Endpoint, answer: HttpAnswer) -> Result:
     return Result(name, OK, "%s: %s %s" % (url, server.get("name", "?"), server.get("version", "?")))
 
 
+_RENEW_FIX = ("renew it: with nginx_proxy_tls_source: acme the timer renews it (journalctl -u "
+              "hearth-matrix-acme shows why it has not), with files replace nginx_proxy_tls_certificate_path/"
+              "_key_path and re-run hearth.matrix.site (the self-made one is re-issued by a run within 30 "
+              "days of its end)")
+
+
 def check_certificate(where: Endpoint, answer: TlsAnswer, now: float, warn_days: int, trust: str) -> Result:
     name = "certificate %s" % where
+    if answer.error and "expired" in answer.error:
+        # The name and the chain may be right: only a renewal helps.
+        return Result(name, FAIL, "%s serves an expired certificate: %s (trusting %s)" % (where.host, answer.error, trust),
+                      _RENEW_FIX)
     if answer.error:
         return Result(name, FAIL, "not valid for %s: %s (trusting %s)" % (where.host, answer.error, trust),
                       "give a certificate for %s from a CA clients trust (nginx_proxy_tls_source: acme, or files "
@@ -227,11 +237,7 @@ def check_certificate(where: Endpoint, answer: TlsAnswer, now: float, warn_days:
     until = time.strftime("%Y-%m-%d", time.gmtime(answer.not_after))
     if days < warn_days:
         return Result(name, WARN, "valid for %s, but expires in %.0f days (%s, threshold %d)"
-                      % (where.host, days, until, warn_days),
-                      "renew it: with nginx_proxy_tls_source: acme the timer renews it (journalctl -u "
-                      "hearth-matrix-acme shows why it has not), with files replace nginx_proxy_tls_certificate_path/"
-                      "_key_path and re-run hearth.matrix.site (the self-made one is re-issued by a run within 30 "
-                      "days of its end)")
+                      % (where.host, days, until, warn_days), _RENEW_FIX)
     return Result(name, OK, "valid for %s, expires in %.0f days (%s)" % (where.host, days, until))
 
 

@@ -108,6 +108,7 @@ def test_certificate_verdicts() -> None:
     expired = sc.check_certificate(MATRIX, sc.TlsAnswer(error="certificate has expired"), NOW, 30, "ca.crt")
     assert expired.status == sc.FAIL and expired.name == "certificate matrix.example.org:443"
     assert "certificate has expired" in expired.detail and "hearth-matrix-acme" in expired.fix
+    assert "matrix.example.org serves an expired certificate" in expired.detail and expired.fix.startswith("renew it")
 
 
 @pytest.mark.parametrize("answer, status", [
