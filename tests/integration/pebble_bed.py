@@ -76,8 +76,8 @@ class Pebble:
     def stack_vars(self, bed_target: BedTarget, email: str) -> Dict[str, Any]:
         """The ACME variables of a stack on ``bed_target`` ordering from this Pebble; puts the
         API's CA on the target (the ACME client's ``hearth_acme_ca_bundle``)."""
-        bed_target.sh("mkdir -p %s && cat > %s <<'EOF'\n%sEOF" % (str(Path(API_CA_ON_TARGET).parent),
-                                                                    API_CA_ON_TARGET, self.api_ca))
+        directory = str(Path(API_CA_ON_TARGET).parent)
+        bed_target.sh("mkdir -p %s && cat > %s <<'EOF'\n%sEOF" % (directory, API_CA_ON_TARGET, self.api_ca))
         return {"nginx_proxy_tls_source": "acme", "hearth_acme_directory_url": "https://%s:14000/dir" % self.address,
                 "hearth_acme_ca_bundle": API_CA_ON_TARGET, "hearth_acme_image": CERTBOT_IMAGE,
                 "hearth_acme_email": email}
