@@ -16,7 +16,10 @@ test talks to the loopback ports the bed publishes and to the Pebble container i
    it, the proxy serves Pebble's certificate for both names (the matrix hostname and the
    delegated server name); its chain verifies against Pebble's root (from Pebble's
    management port); the client's data dir is the client's only.
-2. Second converge: changes nothing, Pebble issued nothing, same serial.
+2. Second converge: changes nothing, Pebble issued nothing, same serial. Then the client's
+   data survives a backup and restore: hearth.matrix.backup, the ACME data dir removed,
+   hearth.matrix.restore (its closing converge included): certbot's ``live/`` links are back
+   as the same relative links, Pebble issued nothing, the same certificate is served.
 3. Renewal: ``hearth_acme_renew_days`` beyond the validity in the timer's settings, then the
    timer's service started: a new serial is served, the proxy was reloaded (same container
    start time), and a client loop running across it saw no failed request.
@@ -48,6 +51,7 @@ from pebble_bed import pebble
 ENGINE = "podman"
 SERVER_NAME, MATRIX_HOSTNAME = BASE_VARS["hearth_server_name"], BASE_VARS["hearth_matrix_hostname"]
 SETTINGS_ON_TARGET = "/etc/hearth-matrix/acme.json"
+BACKUP_ON_TARGET = "/var/backups/hearth-test-acme"
 COMPONENTS = ["postgres", "synapse", "nginx", "certbot"]
 
 pytestmark = pytest.mark.skipif(ENGINE not in ENGINES, reason="the ACME test runs on podman only (see the module doc)")
@@ -153,6 +157,20 @@ def test_acme_issue_renew_and_fail(bed_images: Dict[str, Any], tmp_path: Path) -
         second = _converge(bed_target, stack_vars)
         assert second.rc == 0 and second.changed == 0, "second converge changed something:\n" + second.tail(60)
         assert (_serial(https), acme_ca.issued()) == (serial, issued)
+
+        # 2b. Backup, the ACME data gone, restore: nothing ordered, same links, same certificate.
+        backup = dict(stack_vars, hearth_backup_dir=BACKUP_ON_TARGET, hearth_backup_keep=0)
+        taken = run_playbook(bed_target.inventory, PLAYBOOKS / "backup.yml", backup)
+        assert taken.rc == 0, "backup failed:\n" + taken.tail(40)
+        _rc, links = bed_target.sh("cd /opt/hearth-matrix/acme && find live -type l -printf '%p %l\\n' | sort")
+        assert links.strip() and all(" ../../archive/" in line for line in links.splitlines()), links
+        bed_target.sh("rm -rf /opt/hearth-matrix/acme")
+        restored = run_playbook(bed_target.inventory, PLAYBOOKS / "restore.yml", dict(stack_vars, hearth_restore_dir=BACKUP_ON_TARGET))
+        assert restored.rc == 0 and restored.failed == 0, "restore failed:\n" + restored.tail(60)
+        _rc, links_after = bed_target.sh("cd /opt/hearth-matrix/acme && find live -type l -printf '%p %l\\n' | sort")
+        assert links_after == links, (links, links_after)
+        assert (_serial(https), acme_ca.issued()) == (serial, issued)
+        bed_target.sh("rm -rf " + BACKUP_ON_TARGET)
 
         # 3. The timer's service renews (renew_days beyond the validity), the proxy reloads.
         started = _podman_on(bed_target, "inspect --format '{{.State.StartedAt}}' hearth-nginx-proxy")
