@@ -28,7 +28,7 @@ from ansible_collections.hearth.matrix.plugins.module_utils.unit import (
     _reload_argv,
     _unique,
     exec_line,
-    readiness_argv,
+    readiness_line,
 )
 
 VARIABLE = "hearth_podman_quadlet"
@@ -159,9 +159,9 @@ def render_container(spec: UnitSpec, podman_version: Sequence[int]) -> str:
                   "HealthStartupTimeout=%ds" % check.timeout, "HealthStartupRetries=%d" % spec.ready_timeout,
                   "HealthStartupSuccess=1", "Notify=healthy"]
     lines += ["", "[Service]"]
-    readiness = None if notify_healthy else readiness_argv(spec)
+    readiness = None if notify_healthy else readiness_line(spec)
     if readiness:
-        lines.append("ExecStartPost=%s" % exec_line(readiness))
+        lines.append(readiness)
     for name in _unique(list(spec.reload_on_ready)):
         lines.append("ExecStartPost=-%s" % exec_line(_reload_argv(spec, name)))
     lines += [

@@ -11,7 +11,7 @@ CPU with the services they wait for: measured on the 2-core test bed (podman, ot
 running), the summed downtime of a whole-stack restart fell by a fifth to a third with one
 host-side probe process per unit that polls every 0.1 s.
 
-So where the host can reach the container (rootful podman: the stack network is a bridge
+So where the host can reach the container (rootful engines: the stack network is a bridge
 on the host, every component has a fixed address on it; unit.py says which engines), the
 unit runs ONE Python process
 (the host's own python3, which Ansible needs anyway) that polls the service itself:
@@ -23,6 +23,10 @@ unit runs ONE Python process
   57P03 ("the database system is starting up"), which is what pg_isready checks.
 
 The container's own health command stays the engine's health check (status, self-check).
+
+A docker unit's own processes run without network (unit.py, DOCKER_CLIENT_SANDBOX: an empty
+network namespace). Its probe is given the host's network namespace (``netns``, PID 1's) and
+joins it before probing; systemd starts it with full privileges ("+"), which setns needs.
 """
 
 from __future__ import annotations
@@ -35,12 +39,20 @@ from ansible_collections.hearth.matrix.plugins.module_utils.container import Pro
 POLL_SECONDS = 0.1
 
 
-# The probe program: argv = address port kind argument database timeout. Kept free of
-# anything but the standard library; MAINPID (exported by systemd to ExecStartPost=) ends
-# the wait when the container's process is gone.
+# The host's network namespace, for a probe started inside a unit without network.
+HOST_NETNS = "/proc/1/ns/net"
+
+# The probe program: argv = address port kind argument database timeout [netns]. Kept free
+# of anything but the standard library; MAINPID (exported by systemd to ExecStartPost=)
+# ends the wait when the container's process is gone.
 PROBE_SOURCE = """\
 import os, socket, struct, sys, time
 host, port, kind, arg, db, limit = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], float(sys.argv[6])
+if len(sys.argv) > 7:
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(os.open(sys.argv[7], os.O_RDONLY), 0x40000000) != 0:
+        sys.exit('cannot join %s: %s' % (sys.argv[7], os.strerror(ctypes.get_errno())))
 def ready():
     try:
         with socket.create_connection((host, port), timeout=2) as s:
@@ -67,8 +79,9 @@ while not ready():
 """.replace("POLL", repr(POLL_SECONDS))
 
 
-def probe_argv(python: str, address: str, probe: Probe, timeout: int) -> List[str]:
-    """The ExecStartPost= argv that waits until ``probe`` succeeds at ``address``."""
+def probe_argv(python: str, address: str, probe: Probe, timeout: int, netns: str = "") -> List[str]:
+    """The ExecStartPost= argv that waits until ``probe`` succeeds at ``address``, from the
+    network namespace ``netns`` when given (the caller's own otherwise)."""
     argument = probe.path if probe.kind == "http" else probe.user
     return [python, "-c", PROBE_SOURCE, address, str(probe.port), probe.kind, argument or "-",
-            probe.database or "-", str(timeout)]
+            probe.database or "-", str(timeout)] + ([netns] if netns else [])

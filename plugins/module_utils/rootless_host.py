@@ -300,6 +300,7 @@ def setup_engine_mode(module: Any, components: List[Component]) -> Tuple[Any, Li
     plan = prepare_rootless(module, bins, user, plan, report)
     host = user_host(module, runuser, user, plan, podman, systemctl)
     host.params = dict(module.params, unit_dir=plan.unit_dir)
+    host.idmap = plan.idmap   # what the data's owners must be (mode_switch_host)
     mapped = [_unenforceable(module, remap(c, plan.idmap)) for c in components]
     if plan.exists or not module.check_mode:
         for image in sorted({c.image for c in mapped if c.state == "started" and c.container is not None}):

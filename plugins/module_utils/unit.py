@@ -31,14 +31,18 @@ from ansible_collections.hearth.matrix.plugins.module_utils.container import (
     create_argv,
     shell_join,
 )
-from ansible_collections.hearth.matrix.plugins.module_utils.readiness import probe_argv
+from ansible_collections.hearth.matrix.plugins.module_utils.readiness import HOST_NETNS, probe_argv
 
 # Engines whose units probe readiness from the host (readiness.py): the host reaches the
-# containers at their address on the stack network (a bridge on the host), and the unit's
-# processes may use the network. Not docker: its units' processes are sandboxed without
-# network (DOCKER_CLIENT_SANDBOX), so they ask dockerd (`docker exec`) over its socket file.
-# Not the rootless modes: the stack network lives in the service user's namespace.
-HOST_PROBE_ENGINES = ("podman",)
+# containers at their address on the stack network (a bridge on the host). Not the rootless
+# modes: the stack network lives in the service user's namespace.
+HOST_PROBE_ENGINES = ("podman", "docker")
+# Engines whose units' processes have no network (DOCKER_CLIENT_SANDBOX): their probe joins
+# the host's network namespace, which needs the privileges systemd's "+" prefix gives to
+# that one command (the sandbox stays on the engine client). Measured on the bed (docker,
+# whole-stack restart): a `docker exec` of the health command per attempt competes for the
+# CPU with the services starting up.
+NETLESS_UNIT_ENGINES = ("docker",)
 
 _UNIT_NAME_RE = re.compile(r"^[a-zA-Z0-9:_.@-]+\.(service|target|socket|mount|path|timer)$")
 _SAFE_ARG_RE = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
@@ -184,11 +188,26 @@ def readiness_argv(spec: UnitSpec) -> Optional[List[str]]:
     check = spec.container.healthcheck
     if check is None:
         return None
-    if (check.probe is not None and spec.container.address and spec.paths.python
-            and spec.engine in HOST_PROBE_ENGINES):
-        return probe_argv(spec.paths.python, spec.container.address, check.probe, spec.ready_timeout)
+    if check.probe is not None and spec.container.address and _probes_from_host(spec):
+        netns = HOST_NETNS if spec.engine in NETLESS_UNIT_ENGINES else ""
+        return probe_argv(spec.paths.python, spec.container.address, check.probe, spec.ready_timeout, netns)
     script = _readiness_script(spec)
     return [spec.paths.sh, "-c", script] if script else None
+
+
+def readiness_line(spec: UnitSpec) -> Optional[str]:
+    """The ExecStartPost= line of the readiness wait, or None (no check)."""
+    argv = readiness_argv(spec)
+    if argv is None:
+        return None
+    privileged = "+" if _probes_from_host(spec) and spec.engine in NETLESS_UNIT_ENGINES else ""
+    return "ExecStartPost=%s%s" % (privileged, exec_line(argv))
+
+
+def _probes_from_host(spec: UnitSpec) -> bool:
+    check = spec.container.healthcheck
+    return bool(check is not None and check.probe is not None and spec.container.address
+                and spec.paths.python and spec.engine in HOST_PROBE_ENGINES)
 
 
 def _readiness_script(spec: UnitSpec) -> Optional[str]:
@@ -269,9 +288,9 @@ def render_unit(spec: UnitSpec) -> str:
     for network in spec.container.extra_networks:
         lines.append("ExecStartPre=%s" % exec_line([engine, "network", "connect", network, name]))
     lines.append("ExecStart=%s" % exec_line([engine, "start", "--attach", name]))
-    readiness = readiness_argv(spec)
+    readiness = readiness_line(spec)
     if readiness:
-        lines.append("ExecStartPost=%s" % exec_line(readiness))
+        lines.append(readiness)
     for container in _unique(list(spec.reload_on_ready)):
         # After the readiness wait, so the name resolves to the new address and the service
         # answers there. "-": a proxy that is not running (yet) is fine, it resolves its

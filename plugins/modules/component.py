@@ -28,6 +28,12 @@ description:
   - A component's C(instance) (the action plugin sets C(<role>@<base dir>)) is written into
     its unit. A unit of the same instance under another name (the service was renamed) is
     stopped and removed with its container before the services start; data stays.
+  - A change of engine mode between rootful and rootless (C(hearth_engine)) keeps the data.
+    Each component's base directory records the id mapping its files were last given
+    (C(.hearth-owners); none means rootful). When it differs, the other mode's services of
+    that instance are stopped and removed with their containers, and the owner and group of
+    every file under the component's directories are translated to the same container ids
+    under the new mapping, before the services start.
   - A file may name a secret that lives on the host with the marker
     C(@@hearth-secret:/absolute/path@@) (filter M(hearth.matrix.secret_ref)); the module puts
     the secret's value there on the host, so the value never travels to the controller, and
@@ -238,6 +244,7 @@ from ansible_collections.hearth.matrix.plugins.module_utils.host_state import (
     ensure_secret,
     ensure_service_user,
 )
+from ansible_collections.hearth.matrix.plugins.module_utils.mode_switch_host import mark, switch_modes
 from ansible_collections.hearth.matrix.plugins.module_utils.rootless_host import setup_engine_mode
 from ansible_collections.hearth.matrix.plugins.module_utils.service_state import (
     EngineCache,
@@ -416,6 +423,11 @@ def converge(module: AnsibleModule, components: List[Component]) -> Dict[str, An
         if component.engine not in facts_by_engine:
             facts_by_engine[component.engine] = detect_facts(module, module, component.engine)
     caches = {engine: EngineCache() for engine in facts_by_engine}
+    # Another engine mode ran this stack before: its services go, the data's owners follow.
+    new_map = getattr(module, "idmap", None)
+    unmarked = switch_modes(system, next(iter(facts_by_engine.values())), components, new_map, reports,
+                            {"unit_dir": system_unit_dir, "quadlet_dir": module.params["quadlet_dir"],
+                             "podman": system.get_bin_path("podman") or ""})
     # Before anything changes: Quadlet needs podman >= 4.4 (the error names the variable).
     podman_version = (check_quadlet(module, facts_by_engine["podman"])
                       if any(c.quadlet and c.state == "started" for c in components) else ())
@@ -468,6 +480,7 @@ def converge(module: AnsibleModule, components: List[Component]) -> Dict[str, An
         elif restart_needed or stale:
             to_restart.append(component.name)
             report.changes.append("service %s: restarted" % component.name)
+    mark(system, unmarked, new_map)
     _mark_pending(module, to_restart)
     if reload_needed and not module.check_mode:
         daemon_reload(module, any_facts)

@@ -5,6 +5,8 @@
 
     scripts/bench [--engine docker,podman] [--runs 3] [--proxy-seconds 10] [--proxy-rounds 3]
     scripts/bench --runs 0          # only the proxy figure (5.)
+    scripts/bench --modes podman_rootless,podman_quadlet   # and the other engine modes
+
 
 Every run starts a fresh bed target (images already loaded, as on a server that pulled
 them) with the full stack (every component on) and measures, in order: a fresh converge, a
@@ -13,8 +15,10 @@ settings, a whole-stack restart and a reboot. Beside the no-change converge, in 
 run, it times a floor (tests/bench/floor.yml: the same facts and one trivial module call per
 service) and reports the converge in floors. The proxy overhead (wrk) is measured once per
 engine, on the last run's target after its other figures (with `--runs 0`, on a target of its
-own); the pure Python cost once. Prints a table (median, min–max over the runs) and
-writes the same figures, with the machine and versions, to .bench/latest.json.
+own); the pure Python cost once. With --modes, each other engine mode gets a fresh target
+(podman_quadlet on Debian 13) with a fresh and a no-change converge and the proxy overhead,
+printed side by side with the rootful engines. Prints a table (median, min–max over the runs)
+and writes the same figures, with the machine and versions, to .bench/latest.json.
 
 Timings are never compared with a limit here (the goals are printed beside them);
 correctness is: a no-change converge must report changed=0 and restart nothing, changing
@@ -46,7 +50,8 @@ import core_bench  # noqa: E402
 from benchlib.figures import GOALS  # noqa: E402
 from benchlib.machine import controller_versions, host_machine  # noqa: E402
 from benchlib.measure import one_run, proxy_run, transport_configs  # noqa: E402
-from benchlib.report import engine_summary, render  # noqa: E402
+from benchlib.modes import MODES, mode_run  # noqa: E402
+from benchlib.report import engine_summary, mode_summary, render  # noqa: E402
 from benchlib.stack import BenchFailure  # noqa: E402
 
 OUTPUT = REPO_ROOT / ".bench" / "latest.json"
@@ -95,11 +100,16 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--proxy-seconds", type=int, default=10, help="wrk duration per round")
     parser.add_argument("--proxy-rounds", type=int, default=3, help="rounds per path; 0 skips the proxy")
     parser.add_argument("--proxy-connections", type=int, default=16)
+    parser.add_argument("--modes", default="",
+                        help="also these engine modes (fresh, no-change, proxy): %s" % ",".join(MODES))
     parser.add_argument("--output", type=Path, default=OUTPUT)
     options = parser.parse_args(argv)
     engines = [name for name in options.engine.split(",") if name]
     if not engines or any(name not in bed.ENGINES for name in engines) or options.runs < 0:
         parser.error("--engine takes docker, podman or docker,podman; --runs 0 or more")
+    modes = [name for name in options.modes.split(",") if name]
+    if any(name not in MODES for name in modes):
+        parser.error("--modes takes a comma-separated list of %s" % ", ".join(MODES))
     if options.runs == 0 and not options.proxy_rounds:
         parser.error("--runs 0 and --proxy-rounds 0 leave nothing to measure")
 
@@ -121,6 +131,9 @@ def main(argv: List[str]) -> int:
     try:
         for engine in engines:
             result["engines"][engine] = bench_engine(engine, options, workroot)
+        for mode in modes:
+            result.setdefault("modes", {})[mode] = mode_run(mode, workroot, options.proxy_connections,
+                                                            options.proxy_seconds, options.proxy_rounds, log)
     except BenchFailure as error:
         log("FAILED check: %s" % error)
         result["failure"] = str(error)
@@ -129,6 +142,7 @@ def main(argv: List[str]) -> int:
         shutil.rmtree(workroot, ignore_errors=True)
     result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     result["summary"] = {engine: engine_summary(data) for engine, data in result["engines"].items()}
+    result["mode_summary"] = {mode: mode_summary(data) for mode, data in result.get("modes", {}).items()}
     options.output.parent.mkdir(parents=True, exist_ok=True)
     options.output.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     print()

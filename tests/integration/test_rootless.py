@@ -23,7 +23,7 @@ import pytest
 from conftest import ADMIN_PASSWORD, ADMIN_USER, ENGINES, MATRIX_HOSTNAME, SERVER_NAME, BASE_VARS, BedTarget, Stack, \
     converged_stack, target_factory
 from harness import LoopbackNames, run_playbook, PLAYBOOKS, ssl_context, wait_for
-from matrix_client import round_trip
+from matrix_client import messages_in, round_trip
 
 pytestmark = pytest.mark.skipif("podman" not in ENGINES, reason="podman_rootless needs the podman target")
 
@@ -146,3 +146,55 @@ def test_reboot_brings_everything_back(rootless_stack: Stack) -> None:
 
     wait_for(all_active, 240, 3, "user units active after reboot")
     wait_for(lambda: _round_trip(rootless_stack) is not None, 120, 3, "client after reboot")
+
+
+KEPT = ("/opt/hearth-matrix/secrets /opt/hearth-matrix/synapse/keys /opt/hearth-matrix/postgres/secrets "
+        "/opt/hearth-matrix/nginx-proxy/ca")
+
+
+def _kept(bed: BedTarget) -> str:
+    """Checksums of the stack's secrets and keys (the same files must survive each switch)."""
+    _rc, out = bed.sh("find %s -type f | sort | xargs sha256sum" % KEPT)
+    assert len(out.splitlines()) >= 5, out
+    return out
+
+
+def _messages(stack: Stack, room_id: str) -> List[str]:
+    with LoopbackNames([MATRIX_HOSTNAME, SERVER_NAME]):
+        return messages_in(stack.base_url, "@%s:%s" % (ADMIN_USER, SERVER_NAME), ADMIN_PASSWORD,
+                           ssl_context(stack.ca_file), room_id)
+
+
+def _key_owner(bed: BedTarget) -> int:
+    return int(bed.sh("stat -c %u /opt/hearth-matrix/synapse/keys/signing.key")[1])
+
+
+def test_to_rootful_and_back_keeps_data_keys_and_secrets(rootless_stack: Stack) -> None:
+    """hearth_engine podman_rootless -> podman -> podman_rootless on the same target. Each
+    switch stops and removes the other mode's services, moves the data's owners to the new
+    mapping (Synapse's key: host uid 991 rootful, subuid_start + 990 rootless), keeps every
+    secret and key byte for byte, and the messages sent before each switch are read after it
+    (the first test's, sent rootless; one sent rootful). Both directions on the one rootless
+    target: a rootful start needs nothing the other suites do not already deploy."""
+    bed = rootless_stack.bed
+    start = int(bed.sh("grep ^%s: /etc/subuid | cut -d: -f2" % USER)[1])
+    kept = _kept(bed)
+    rootful = rootless_stack.converge({"hearth_engine": "podman"})
+    assert rootful.rc == 0 and rootful.failed == 0, rootful.tail(60)
+    assert _as_user(bed, "podman ps --all --format '{{.Names}}'").split() == []
+    _rc, active = bed.sh("systemctl is-active %s" % " ".join(c + ".service" for c in CONTAINERS), check=False)
+    assert active.split() == ["active"] * len(CONTAINERS), active
+    assert _key_owner(bed) == 991 and _kept(bed) == kept
+    assert _memory["body"] in _messages(rootless_stack, _memory["room"])
+    sent_rootful = _round_trip(rootless_stack)
+
+    back = rootless_stack.converge()
+    assert back.rc == 0 and back.failed == 0, back.tail(60)
+    _rc, units = bed.sh("ls /etc/systemd/system/ | grep -c '^hearth-' || true")
+    assert units.strip() == "0", units
+    assert bed.engine_cmd("ps --all --format '{{.Names}}'")[1].split() == []
+    assert _key_owner(bed) == start + 990 and _kept(bed) == kept
+    assert sent_rootful.body in _messages(rootless_stack, sent_rootful.room_id)
+    assert _memory["body"] in _messages(rootless_stack, _memory["room"])
+    again = rootless_stack.converge()
+    assert again.rc == 0 and again.changed == 0, again.tail(40)

@@ -206,7 +206,7 @@ def proxy_overhead(stack: BenchStack, connections: int, seconds: int, rounds: in
 
 def proxy_time_wait(stack: BenchStack) -> int:
     """TIME_WAIT sockets in the proxy's network namespace (its /proc/net/tcp) right now."""
-    proc = bed.exec_in_target(stack.target, [stack.engine, "exec", "hearth-nginx-proxy", "cat", "/proc/net/tcp"])
+    proc = bed.exec_in_target(stack.target, stack.as_user([stack.engine, "exec", "hearth-nginx-proxy", "cat", "/proc/net/tcp"]))
     return time_wait_sockets(proc.stdout.decode(errors="replace"))
 
 

@@ -129,6 +129,34 @@ def _row_value(summary: Summary, measurement: str, figure: str) -> Any:
     return block[figure]
 
 
+def mode_summary(data: Dict[str, Any]) -> Summary:
+    """One run of an engine mode (benchlib/modes.py): its converges and proxy figures."""
+    summary: Summary = {}
+    for measurement in ("fresh_converge", "no_change_converge"):
+        if measurement in data:
+            summary[measurement] = {figure: summarize([data[measurement][figure]])
+                                    for figure in ("seconds", "tasks", "changed")}
+    if data.get("proxy"):
+        summary["proxy"] = _proxy(data["proxy"])
+    return summary
+
+
+def render_modes(summaries: Dict[str, Summary]) -> str:
+    """Every engine mode of the run side by side: converges and the proxy overhead."""
+    header = ["mode"] + list(summaries)
+    rows: List[List[Any]] = []
+    for measurement, figure, label in (("fresh_converge", "seconds", "fresh converge: wall s"),
+                                       ("no_change_converge", "seconds", "no-change converge: wall s"),
+                                       ("no_change_converge", "tasks", "   tasks run"),
+                                       ("no_change_converge", "changed", "   tasks changed (must be 0)")):
+        rows.append([label] + [summaries[name].get(measurement, {}).get(figure, "-") for name in summaries])
+    for figure, label in (("requests_per_second", "req/s"), ("p99_ms", "p99")):
+        rows.append(["proxy/direct %s" % label]
+                    + [summaries[name]["proxy"]["ratio_proxy_to_direct"][figure] if "proxy" in summaries[name] else "-"
+                       for name in summaries])
+    return render_table(rows, header)
+
+
 def render(result: Dict[str, Any]) -> str:
     summaries: Dict[str, Summary] = result["summary"]
     engines = list(summaries)
@@ -164,6 +192,11 @@ def render(result: Dict[str, Any]) -> str:
     for engine in engines:
         versions = result["engines"][engine].get("versions", {})
         lines.append("%s target: %s" % (engine, ", ".join("%s: %s" % item for item in sorted(versions.items()))))
+    if result.get("modes"):
+        per_mode = {name: summaries[name] for name in engines}
+        per_mode.update(result.get("mode_summary", {}))
+        lines += ["", "Engine modes side by side (the rootful engines' medians; one run each for the others):",
+                  render_modes(per_mode)]
     if result.get("failure"):
         lines.append("FAILED: " + result["failure"])
     return "\n".join(lines)

@@ -45,6 +45,8 @@ class BenchStack:
     target: Any           # bed Target
     engine: str
     extra: Dict[str, Any] = field(default_factory=dict)
+    # A rootless mode's service user: its systemd instance and engine run the stack.
+    user: str = ""
 
     @property
     def inventory(self) -> Path:
@@ -53,12 +55,25 @@ class BenchStack:
     def stack_vars(self, overrides: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
         values = dict(SANDBOX_STACK_VARS, **FULL_STACK_VARS)
         values.update({"hearth_%s_enabled" % name: True for name in OPTIONAL_COMPONENTS})
-        values.update(hearth_engine=self.engine, **self.extra)
+        values["hearth_engine"] = self.engine
+        values.update(self.extra)     # may name another mode of the target's engine
         values.update(overrides or {})
         return values
 
+    def as_user(self, argv: List[str]) -> List[str]:
+        """``argv`` as the service user, with its systemd instance and engine (rootless)."""
+        if not self.user:
+            return argv
+        return ["sh", "-c", 'cd / && exec runuser -u %s -- env XDG_RUNTIME_DIR=/run/user/$(id -u %s) "$@"'
+                % (self.user, self.user), "sh"] + argv
+
     def units(self) -> Dict[str, UnitState]:
-        proc = bed.exec_in_target(self.target, show_argv(STACK_UNITS))
+        argv = show_argv(STACK_UNITS)
+        if self.user:
+            if bed.exec_in_target(self.target, ["id", "-u", self.user], check=False).returncode != 0:
+                return {}   # a rootless mode before its first converge: no user, no units
+            argv = self.as_user(argv[:1] + ["--user"] + argv[1:])
+        proc = bed.exec_in_target(self.target, argv)
         return parse_show(proc.stdout.decode())
 
     def playbook(self, name: Union[str, Path], overrides: Optional[Mapping[str, Any]] = None,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-from benchlib.report import engine_summary, render
+from benchlib.report import engine_summary, mode_summary, render
 
 
 def converge(seconds: float, changed: int = 0, restarted: Any = ()) -> Dict[str, Any]:
@@ -140,3 +140,28 @@ def test_exposure_row_and_summary() -> None:
                     "versions": {}})
     line = next(line for line in table.splitlines() if line.startswith("8. systemd-analyze security exposure"))
     assert "1.8 (1.2–2.4)" in line
+
+
+def test_modes_are_printed_beside_the_rootful_engines() -> None:
+    mode_data = {"fresh_converge": converge(30.0, changed=40), "no_change_converge": converge(12.0),
+                 "proxy": {"connections": 16, "seconds": 10,
+                           "rounds": {"direct": [wrk(1000, 4.0, 10.0)], "proxy": [wrk(800, 5.0, 15.0)]}}}
+    result = {
+        "summary": {"docker": engine_summary(DATA)},
+        "modes": {"podman_rootless": mode_data},
+        "mode_summary": {"podman_rootless": mode_summary(mode_data)},
+        "engines": {"docker": {}},
+        "core": {"services": 100, "topology_ms": [1.0], "total_ms": [9.0]},
+        "machine": {"cpu": "Example", "cores": 2, "memory_gib": 23.4, "kernel": "6.1", "load_average_at_start": [0.5]},
+        "versions": {},
+    }
+    lines = render(result).splitlines()
+    start = next(index for index, line in enumerate(lines) if line.startswith("Engine modes side by side"))
+    header = lines[start + 1]
+    assert "docker" in header and "podman_rootless" in header
+    fresh = next(line for line in lines[start:] if line.startswith("fresh converge"))
+    assert "60 (40–80)" in fresh and fresh.rstrip().endswith("30")
+    ratio = next(line for line in lines[start:] if line.startswith("proxy/direct req/s"))
+    assert "0.737" in ratio and ratio.rstrip().endswith("0.8")
+    p99 = next(line for line in lines[start:] if line.startswith("proxy/direct p99"))
+    assert p99.rstrip().endswith("1.5")

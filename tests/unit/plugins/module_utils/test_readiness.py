@@ -17,8 +17,8 @@ from typing import Any, Callable, Iterator, List, Tuple
 import pytest
 
 from ansible_collections.hearth.matrix.plugins.module_utils.container import Probe, SpecError, container_spec_from_dict, parse_probe
-from ansible_collections.hearth.matrix.plugins.module_utils.readiness import probe_argv
-from ansible_collections.hearth.matrix.plugins.module_utils.unit import HostPaths, UnitSpec, readiness_argv, render_unit
+from ansible_collections.hearth.matrix.plugins.module_utils.readiness import HOST_NETNS, probe_argv
+from ansible_collections.hearth.matrix.plugins.module_utils.unit import HostPaths, UnitSpec, readiness_argv, readiness_line, render_unit
 
 PODMAN = HostPaths(engine="/usr/bin/podman", sh="/bin/sh", python="/usr/bin/python3")
 
@@ -81,7 +81,6 @@ def test_probe_from_the_host_when_everything_needed_is_there() -> None:
     ("podman", PODMAN, None, HTTP),                                                 # no fixed address
     ("podman", HostPaths(engine="/usr/bin/podman", sh="/bin/sh"), "10.89.91.139", HTTP),  # no python3 on the host
     ("podman_rootless", PODMAN, "10.89.91.139", HTTP),                              # the host cannot reach it
-    ("docker", PODMAN, "10.89.91.139", HTTP),                                       # the unit has no network
 ])
 def test_probe_through_the_engine_otherwise(engine: str, paths: HostPaths, address: Any, probe: Any) -> None:
     spec = _spec("podman", paths, address, probe)
@@ -89,6 +88,20 @@ def test_probe_through_the_engine_otherwise(engine: str, paths: HostPaths, addre
     argv = readiness_argv(spec)
     assert argv is not None and argv[:2] == ["/bin/sh", "-c"]
     assert "/usr/bin/podman exec hearth-synapse python3 -c pass" in argv[2]
+
+
+def test_docker_probe_joins_the_host_network_with_full_privileges() -> None:
+    """A docker unit's processes have no network (PrivateNetwork=): the probe joins PID 1's
+    network namespace, which only the "+" prefix (no sandbox, all capabilities) allows."""
+    spec = _spec("docker", PODMAN, probe=HTTP)
+    argv = readiness_argv(spec)
+    assert argv is not None and argv[3:] == ["10.89.91.139", "8008", "http", "/health", "-", "60", HOST_NETNS]
+    text = render_unit(spec)
+    assert "PrivateNetwork=yes" in text                        # the engine client keeps its sandbox
+    assert "ExecStartPost=+/usr/bin/python3 -c " in text and " exec hearth-synapse" not in text
+    podman_line = readiness_line(_spec("podman", PODMAN, probe=HTTP))
+    assert podman_line is not None and podman_line.startswith("ExecStartPost=/usr/bin/python3 ")
+    assert HOST_NETNS not in podman_line
 
 
 def test_no_health_check_no_readiness() -> None:
@@ -136,8 +149,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _run(probe: Probe, timeout: int = 1, env: Any = None) -> Tuple[int, str]:
-    argv = probe_argv(sys.executable, "127.0.0.1", probe, timeout)
+def _run(probe: Probe, timeout: int = 1, env: Any = None, netns: str = "") -> Tuple[int, str]:
+    argv = probe_argv(sys.executable, "127.0.0.1", probe, timeout, netns)
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30,
                           env=env, check=False)
     return proc.returncode, proc.stdout
@@ -186,3 +199,14 @@ def test_the_wait_ends_when_the_main_process_is_gone() -> None:
     env = dict(os.environ, MAINPID=str(dead.pid))
     rc, output = _run(Probe(kind="tcp", port=_free_port()), timeout=30, env=env)
     assert rc != 0 and "exited before it was ready" in output
+
+
+def test_a_path_that_is_no_network_namespace_is_refused(server: Any) -> None:
+    rc, output = _run(Probe(kind="tcp", port=server(lambda conn: None)), netns=os.devnull)
+    assert rc != 0 and "cannot join %s" % os.devnull in output
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="joining a network namespace needs CAP_SYS_ADMIN (root)")
+def test_the_probe_joins_a_network_namespace(server: Any) -> None:
+    """Its own namespace here: the loopback server is reached from inside it."""
+    assert _run(Probe(kind="tcp", port=server(lambda conn: None)), netns="/proc/self/ns/net")[0] == 0
