@@ -11,9 +11,13 @@ A backup is a directory (root only: directories 0700, files 0600)::
     <backup>/files/<path>           each kept file, <path> relative to the base directory
 
 Kept are the files that cannot be regenerated (``STATE_PATHS``): Synapse's signing key, every
-generated secret, the proxy's private CA and certificate, the media store and the identity
-server's database. Everything else (configuration, units) is rendered again by the site
-playbook from the same variables.
+generated secret, the proxy's private CA and certificate, the ACME client's account and
+certificates, the media store and the identity server's database. Everything else
+(configuration, units) is rendered again by the site playbook from the same variables.
+
+Symbolic links are kept only as links (never followed), and only relative ones that stay
+inside the kept tree they are in (certbot's ``live/`` links into ``archive/``): the manifest
+records the link's text and a restore makes the same link. Any other link is skipped.
 
 Plain Python (standard library only): the modules use it, and the host's backup timer runs
 the same ``take_backup`` through a copy of this file (``playbooks/files/hearth-matrix-backup``).
@@ -55,6 +59,8 @@ STATE_PATHS: Tuple[str, ...] = (
     "synapse/data/media_store",
     "nginx-proxy/ca",
     "nginx-proxy/tls",
+    # hearth.matrix.acme's client (certbot): account key, archive/ and the live/ links into it.
+    "acme",
     "identity/data",
 )
 
@@ -74,17 +80,20 @@ class Entry:
     """One file or directory of a backup, relative to the base directory."""
 
     path: str
-    kind: str  # "file" or "dir"
+    kind: str  # "file", "dir" or "link"
     mode: int
     uid: int
     gid: int
     size: int = 0
     sha256: str = ""
+    link: str = ""  # a link's text: relative, resolving inside the base directory
 
     def to_dict(self) -> Dict[str, Any]:
         data: Dict[str, Any] = {"path": self.path, "type": self.kind, "mode": "%04o" % self.mode, "uid": self.uid, "gid": self.gid}
         if self.kind == "file":
             data.update(size=self.size, sha256=self.sha256)
+        if self.kind == "link":
+            data.update(target=self.link)
         return data
 
     @classmethod
@@ -93,15 +102,29 @@ class Entry:
             path = str(data["path"])
             kind = str(data["type"])
             entry = cls(path=path, kind=kind, mode=int(str(data["mode"]), 8), uid=int(data["uid"]), gid=int(data["gid"]),
-                        size=int(data.get("size", 0)), sha256=str(data.get("sha256", "")))
+                        size=int(data.get("size", 0)), sha256=str(data.get("sha256", "")), link=str(data.get("target", "")))
         except (KeyError, TypeError, ValueError) as exc:
             raise BackupError("manifest entry %r is malformed: %s" % (data, exc)) from exc
         check_relative(entry.path)
-        if kind not in ("file", "dir"):
+        if kind not in ("file", "dir", "link"):
             raise BackupError("manifest entry %s has unknown type %r" % (path, kind))
         if kind == "file" and not re.match(r"^[0-9a-f]{64}$", entry.sha256):
             raise BackupError("manifest entry %s has no sha256" % path)
+        if kind == "link" and not link_stays_inside(entry.path, entry.link, "."):
+            raise BackupError("manifest entry %s links to %r, outside the base directory" % (path, entry.link))
         return entry
+
+
+def link_stays_inside(path: str, link: str, tree: str) -> bool:
+    """Whether a link at ``path`` with text ``link`` names something inside ``tree`` (all
+    relative to the base directory, "." for all of it), judged by the text alone: a restore
+    must never make a link that leads out of what it restores."""
+    if not link or os.path.isabs(link) or "\0" in link:
+        return False
+    resolved = os.path.normpath(os.path.join(os.path.dirname(path), link))
+    if resolved == ".." or resolved.startswith("../"):
+        return False
+    return tree == "." or resolved == tree or resolved.startswith(tree.rstrip("/") + "/")
 
 
 def finish(module: Any, what: str, step: Callable[[], Dict[str, Any]]) -> None:
@@ -177,14 +200,16 @@ def _matches(base_dir: str, pattern: str) -> List[str]:
 
 
 def _entry(base_dir: str, rel: str, kind: str) -> Entry:
-    info = os.lstat(os.path.join(base_dir, rel) if rel != "." else base_dir)
+    full = os.path.join(base_dir, rel) if rel != "." else base_dir
+    info = os.lstat(full)
     return Entry(path=rel, kind=kind, mode=stat.S_IMODE(info.st_mode), uid=info.st_uid, gid=info.st_gid,
-                 size=info.st_size if kind == "file" else 0)
+                 size=info.st_size if kind == "file" else 0, link=os.readlink(full) if kind == "link" else "")
 
 
 def collect(base_dir: str, patterns: Iterable[str] = STATE_PATHS) -> List[Entry]:
-    """Every kept file and directory under base_dir (regular files and directories only, no
-    symbolic links), with the directories leading to them, parents first. No checksums yet."""
+    """Every kept file and directory under base_dir, with the directories leading to them,
+    parents first, and the relative links that stay inside their kept tree (as links). No
+    checksums yet."""
     if not os.path.isdir(base_dir):
         raise BackupError("hearth_base_dir %s does not exist on the host" % base_dir)
     entries: Dict[str, Entry] = {}
@@ -212,6 +237,8 @@ def collect(base_dir: str, patterns: Iterable[str] = STATE_PATHS) -> List[Entry]
                     child = os.path.relpath(os.path.join(root, name), base_dir)
                     child_full = os.path.join(base_dir, child)
                     if os.path.islink(child_full):
+                        if link_stays_inside(child, os.readlink(child_full), rel):
+                            entries.setdefault(child, _entry(base_dir, child, "link"))
                         continue
                     if os.path.isdir(child_full):
                         entries.setdefault(child, _entry(base_dir, child, "dir"))
@@ -240,6 +267,9 @@ def copy_into_backup(base_dir: str, backup_dir: str, entries: Iterable[Entry]) -
         if entry.kind == "dir":
             _private_dir(target)
             result.append(entry)
+            continue
+        if entry.kind == "link":
+            result.append(entry)  # the manifest holds the link's text; nothing to copy
             continue
         _private_dir(os.path.dirname(target))
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -426,6 +456,13 @@ def plan_restore(backup_dir: str, base_dir: str, entries: Iterable[Entry]) -> Li
             else:
                 plan.append(Placement(entry, content=True, attributes=True))
             continue
+        if entry.kind == "link":
+            if os.path.islink(target) and os.readlink(target) == entry.link:
+                info = os.lstat(target)
+                plan.append(Placement(entry, content=False, attributes=(info.st_uid, info.st_gid) != (entry.uid, entry.gid)))
+            else:
+                plan.append(Placement(entry, content=True, attributes=True))
+            continue
         if os.path.isfile(target) and not os.path.islink(target):
             info = os.lstat(target)
             content = info.st_size != entry.size or sha256_file(target) != entry.sha256
@@ -441,6 +478,21 @@ def apply_placement(backup_dir: str, base_dir: str, placement: Placement) -> Non
     file and a rename, then owner and mode as recorded."""
     entry = placement.entry
     target = os.path.join(base_dir, entry.path) if entry.path != "." else base_dir
+    parent = os.path.dirname(os.path.normpath(target))
+    if entry.path != "." and os.path.realpath(parent) != os.path.join(os.path.realpath(base_dir), os.path.dirname(entry.path)).rstrip("/"):
+        raise BackupError("%s lies behind a symbolic link; nothing is restored through one" % target)
+    if entry.kind == "link":
+        if os.path.isdir(target) and not os.path.islink(target):
+            raise BackupError("%s is a directory where the backup has a link" % target)
+        if placement.content:
+            # A new link under a temporary name, renamed over the old: never a moment without.
+            tmp = os.path.join(parent, ".hearth-restore-link-%s" % os.path.basename(target))
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+            os.symlink(entry.link, tmp)
+            os.rename(tmp, target)
+        os.lchown(target, entry.uid, entry.gid)
+        return
     if entry.kind == "dir":
         if os.path.lexists(target) and not os.path.isdir(target):
             raise BackupError("%s is in the way of a directory of the backup" % target)

@@ -92,6 +92,8 @@ class File:
     secret: bool = False
     # The variable the user set for ``src``, named in errors.
     label: str = ""
+    # True: ``src`` must hold PEM certificates (a CA the service trusts), checked up front.
+    pem: bool = False
 
     @property
     def hidden(self) -> bool:
@@ -290,6 +292,7 @@ def _files(raw: Mapping[str, Any]) -> Tuple[File, ...]:
             restart=_bool(item, "restart", where, True),
             secret=_bool(item, "secret", where, False),
             label=str(item.get("label") or where + ".src"),
+            pem=_bool(item, "pem", where, False),
         ))
     return tuple(result)
 

@@ -10,10 +10,12 @@ what it changed (or would change), so the module can report it and decide restar
 from __future__ import annotations
 
 import base64
+import binascii
 import grp
 import hashlib
 import os
 import pwd
+import re
 import secrets
 import stat
 import string
@@ -33,6 +35,7 @@ from ansible_collections.hearth.matrix.plugins.module_utils.component import (
 
 # What a secret looks like in check mode before it exists (never written anywhere).
 CHECK_MODE_SECRET = "(generated-on-apply)"
+PEM_CERT_RE = re.compile(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.DOTALL)
 _ALPHABET = string.ascii_letters + string.digits
 
 
@@ -163,10 +166,31 @@ def read_secret(host: Host, path: str) -> str:
 
 
 def check_sources(files: Sequence[File]) -> None:
-    """Files copied from the host must be there before anything changes."""
+    """Files copied from the host must be there (and be PEM where asked) before anything changes."""
     for item in files:
         if item.src is not None and not os.path.isfile(item.src):
             raise HostError(item.label, "%s is not a file on the host" % item.src)
+        if item.src is not None and item.pem and not _holds_pem_certificates(item.src):
+            raise HostError(item.label, "%s holds no PEM certificate (-----BEGIN CERTIFICATE----- ...)" % item.src)
+
+
+def _holds_pem_certificates(path: str) -> bool:
+    """At least one certificate block, and every block decodes: a service that loads a bad
+    CA file fails only later, at start, with an error far from the variable."""
+    try:
+        with open(path, "r", encoding="ascii") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError):
+        return False
+    blocks = PEM_CERT_RE.findall(text)
+    if not blocks:
+        return False
+    try:
+        for block in blocks:
+            base64.b64decode("".join(block.split()), validate=True)
+    except (ValueError, binascii.Error):
+        return False
+    return True
 
 
 def _final_content(host: Host, item: File) -> bytes:

@@ -164,10 +164,17 @@ def parse_server(value: Any) -> Optional[Endpoint]:
     return Endpoint(host.lower(), port)
 
 
-def check_well_known_server(where: Endpoint, answer: HttpAnswer, server_name: str) -> Tuple[Result, Optional[Endpoint]]:
-    """The delegation, and where it sends federation (None: not delegated or broken)."""
+def check_well_known_server(where: Endpoint, answer: HttpAnswer, server_name: str,
+                            optional: bool = False) -> Tuple[Result, Optional[Endpoint]]:
+    """The delegation, and where it sends federation (None: not delegated or broken).
+
+    ``optional``: the server name is the matrix hostname, so a 404 is no fault: other servers
+    then use the server name on 8448 (nginx_proxy_well_known_server_enabled: false)."""
     name = "well-known server"
     url = "https://%s/.well-known/matrix/server" % where
+    if optional and answer.status == 404 and not answer.error:
+        return Result(name, OK, "%s: not served (404): other servers use %s:%d"
+                      % (url, server_name, DEFAULT_FEDERATION_PORT)), None
     fix = ("serve /.well-known/matrix/server on %s with {\"m.server\": \"<matrix hostname>:<federation port>\"} "
            "(the proxy does so: re-run hearth.matrix.site)" % server_name)
     body, why = _json(answer)
@@ -206,8 +213,18 @@ def check_federation_version(where: Endpoint, answer: HttpAnswer) -> Result:
     return Result(name, OK, "%s: %s %s" % (url, server.get("name", "?"), server.get("version", "?")))
 
 
+_RENEW_FIX = ("renew it: with nginx_proxy_tls_source: acme the timer renews it (journalctl -u "
+              "hearth-matrix-acme shows why it has not), with files replace nginx_proxy_tls_certificate_path/"
+              "_key_path and re-run hearth.matrix.site (the self-made one is re-issued by a run within 30 "
+              "days of its end)")
+
+
 def check_certificate(where: Endpoint, answer: TlsAnswer, now: float, warn_days: int, trust: str) -> Result:
     name = "certificate %s" % where
+    if answer.error and "expired" in answer.error:
+        # The name and the chain may be right: only a renewal helps.
+        return Result(name, FAIL, "%s serves an expired certificate: %s (trusting %s)" % (where.host, answer.error, trust),
+                      _RENEW_FIX)
     if answer.error:
         return Result(name, FAIL, "not valid for %s: %s (trusting %s)" % (where.host, answer.error, trust),
                       "give a certificate for %s from a CA clients trust (nginx_proxy_tls_source: acme, or files "
@@ -220,11 +237,7 @@ def check_certificate(where: Endpoint, answer: TlsAnswer, now: float, warn_days:
     until = time.strftime("%Y-%m-%d", time.gmtime(answer.not_after))
     if days < warn_days:
         return Result(name, WARN, "valid for %s, but expires in %.0f days (%s, threshold %d)"
-                      % (where.host, days, until, warn_days),
-                      "renew it: with nginx_proxy_tls_source: acme the timer renews it (journalctl -u "
-                      "hearth-matrix-acme shows why it has not), with files replace nginx_proxy_tls_certificate_path/"
-                      "_key_path and re-run hearth.matrix.site (the self-made one is re-issued by a run within 30 "
-                      "days of its end)")
+                      % (where.host, days, until, warn_days), _RENEW_FIX)
     return Result(name, OK, "valid for %s, expires in %.0f days (%s)" % (where.host, days, until))
 
 
@@ -313,7 +326,7 @@ def run_checks(plan: Plan, fetch: Fetch, tls_probe: TlsProbe, now: float, warn_d
                                        "https://%s%s" % (plan.matrix_hostname,
                                                          "" if plan.https_port == 443 else ":%d" % plan.https_port))]
     well_known, delegated = check_well_known_server(delegating, fetch(delegating, "/.well-known/matrix/server"),
-                                                    plan.server_name)
+                                                    plan.server_name, plan.server_name == plan.matrix_hostname)
     results.append(well_known)
     # Without a delegation, other servers try the server name on 8448 (the spec's fallback).
     federation = delegated or Endpoint(plan.server_name, DEFAULT_FEDERATION_PORT)

@@ -75,7 +75,7 @@ options:
         C(requires), C(wants), C(after), C(reload_on_ready), C(ready_timeout),
         C(restart_sec), C(directories) (C(path/owner/group/mode)), C(secrets)
         (C(path/owner/group/mode/length/format)), C(files)
-        (C(path/content|src/owner/group/mode/restart/secret)), C(links) (C(path/src)),
+        (C(path/content|src/owner/group/mode/restart/secret/label/pem)), C(links) (C(path/src)),
         C(tls) (C(ca_dir/tls_dir/domains/common_name/key_owner/key_group/cert_group/days/ca_days/replaceable)),
         C(container), C(fingerprint), C(instance), C(image_check) (C(kind/variable/config/python)),
         C(quadlet).

@@ -148,11 +148,12 @@ def target_factory(engine: str, purpose: str, components: Optional[List[str]] = 
 
 
 @contextlib.contextmanager
-def parallel_targets(engine: str, purposes: List[str]) -> Iterator[List[BedTarget]]:
+def parallel_targets(engine: str, purposes: List[str], components: Optional[List[str]] = None) -> Iterator[List[BedTarget]]:
     """Several targets started at the same time (bed.up locks the image cache it shares), all
-    removed at the end, also when one of them failed to start."""
+    removed at the end, also when one of them failed to start. ``components``: as for
+    target_factory."""
     with concurrent.futures.ThreadPoolExecutor(len(purposes)) as pool:
-        futures = [pool.submit(_start_target, engine, purpose) for purpose in purposes]
+        futures = [pool.submit(_start_target, engine, purpose, components) for purpose in purposes]
         concurrent.futures.wait(futures)
     started = [future.result() for future in futures if future.exception() is None]
     try:

@@ -4,9 +4,9 @@
 """ACME certificates (issue 12, item 1) against Pebble on the bed, one target for every check.
 
 Pebble (Let's Encrypt's ACME test server) and pebble-challtestsrv (its DNS test server) run in
-one bed container the test creates on the bed network (image tests/bed/images/pebble).
-challtestsrv resolves every name to the target's bed address, so Pebble checks HTTP-01 on the
-target's port 80, answered by the proxy from its ACME webroot. The stack is the base stack
+one bed container the test creates on the bed network (pebble_bed.py, shared with the
+federation test). challtestsrv resolves every name to the target's bed address, so Pebble
+checks HTTP-01 on the target's port 80, answered by the proxy from its ACME webroot. The stack is the base stack
 with ``nginx_proxy_tls_source: acme``, the directory URL of that Pebble and its API's CA
 (``hearth_acme_ca_bundle``), and certbot from Debian (image tests/bed/images/certbot). The
 test talks to the loopback ports the bed publishes and to the Pebble container it created.
@@ -16,7 +16,10 @@ test talks to the loopback ports the bed publishes and to the Pebble container i
    it, the proxy serves Pebble's certificate for both names (the matrix hostname and the
    delegated server name); its chain verifies against Pebble's root (from Pebble's
    management port); the client's data dir is the client's only.
-2. Second converge: changes nothing, Pebble issued nothing, same serial.
+2. Second converge: changes nothing, Pebble issued nothing, same serial. Then the client's
+   data survives a backup and restore: hearth.matrix.backup, the ACME data dir removed,
+   hearth.matrix.restore (its closing converge included): certbot's ``live/`` links are back
+   as the same relative links, Pebble issued nothing, the same certificate is served.
 3. Renewal: ``hearth_acme_renew_days`` beyond the validity in the timer's settings, then the
    timer's service started: a new serial is served, the proxy was reloaded (same container
    start time), and a client loop running across it saw no failed request.
@@ -32,60 +35,26 @@ covers for docker. Both engines would double the ~2 min this adds and check noth
 
 from __future__ import annotations
 
-import contextlib
-import json
 import socket
 import ssl
 import subprocess
 import threading
-import urllib.request
-import uuid
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import pytest
 
-from conftest import BASE_VARS, ENGINES, RUN_ID, BedTarget, target_factory
-from harness import PLAYBOOKS, PlaybookRun, failure_messages, run_playbook, wait_for
+from conftest import BASE_VARS, ENGINES, BedTarget, target_factory
+from harness import PLAYBOOKS, PlaybookRun, failure_messages, run_playbook
+from pebble_bed import pebble
 
 ENGINE = "podman"
 SERVER_NAME, MATRIX_HOSTNAME = BASE_VARS["hearth_server_name"], BASE_VARS["hearth_matrix_hostname"]
-PEBBLE_IMAGE = "localhost/hearth/pebble:test"
-CERTBOT_IMAGE = "localhost/hearth/certbot:test"
-API_CA_ON_TARGET = "/etc/hearth-test/pebble-api-ca.pem"
 SETTINGS_ON_TARGET = "/etc/hearth-matrix/acme.json"
+BACKUP_ON_TARGET = "/var/backups/hearth-test-acme"
 COMPONENTS = ["postgres", "synapse", "nginx", "certbot"]
 
 pytestmark = pytest.mark.skipif(ENGINE not in ENGINES, reason="the ACME test runs on podman only (see the module doc)")
-
-
-def _podman(*args: str, check: bool = True) -> str:
-    done = subprocess.run(["podman", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
-    if check and done.returncode != 0:
-        raise AssertionError("podman %s failed: %s" % (" ".join(args), done.stderr))
-    return done.stdout
-
-
-@contextlib.contextmanager
-def pebble(target_ip: str) -> Iterator[Tuple[str, str]]:
-    """Pebble + challtestsrv in one bed container; yields (its address, its API CA PEM)."""
-    name = "hearth-bed-%s-pebble-%s" % (RUN_ID, uuid.uuid4().hex[:6])
-    _podman("run", "-d", "--name", name, "--label", "hearth.bed.run=%s" % RUN_ID,
-            "-e", "TARGET_IP=%s" % target_ip, "-e", "PEBBLE_VA_NOSLEEP=1", "-e", "PEBBLE_WFE_NONCEREJECT=0", "-e", "PEBBLE_AUTHZREUSE=0",
-            PEBBLE_IMAGE)
-    try:
-        address = _podman("inspect", "--format", "{{.NetworkSettings.IPAddress}}", name).strip()
-        wait_for(lambda: _port_open(address, 14000) and _port_open(address, 8055), timeout=60,
-                 what="pebble and pebble-challtestsrv in %s" % name)
-        yield name, address
-    finally:
-        _podman("rm", "--force", name, check=False)
-
-
-def _port_open(address: str, port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((address, port), timeout=1):
-        return True
-    return False
 
 
 def _served_chain(port: int, name: str) -> List[str]:
@@ -113,13 +82,6 @@ def _x509(pem: str, *args: str) -> str:
 
 def _serial(port: int) -> str:
     return _x509(_served_chain(port, MATRIX_HOSTNAME)[0], "-serial")
-
-
-def _issued(name: str) -> int:
-    """How many certificates Pebble has issued (its log)."""
-    logs = subprocess.run(["podman", "logs", name], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, check=False).stdout
-    return logs.count("Issued certificate serial")
 
 
 class ClientLoop(threading.Thread):
@@ -156,13 +118,8 @@ def _converge(bed_target: BedTarget, extra: Dict[str, Any]) -> PlaybookRun:
 
 def test_acme_issue_renew_and_fail(bed_images: Dict[str, Any], tmp_path: Path) -> None:
     with target_factory(ENGINE, "acme", components=COMPONENTS) as bed_target, \
-            pebble(bed_target.target.bridge_ip) as (pebble_name, pebble_ip):
-        api_ca = _podman("exec", pebble_name, "cat", "/pebble/api-ca.crt")
-        bed_target.sh("mkdir -p /etc/hearth-test && cat > %s <<'EOF'\n%sEOF" % (API_CA_ON_TARGET, api_ca))
-        stack_vars = dict(BASE_VARS, hearth_engine=ENGINE, nginx_proxy_tls_source="acme",
-                          hearth_acme_directory_url="https://%s:14000/dir" % pebble_ip,
-                          hearth_acme_ca_bundle=API_CA_ON_TARGET, hearth_acme_image=CERTBOT_IMAGE,
-                          hearth_acme_email="admin@%s" % SERVER_NAME)
+            pebble(bed_target.target.bridge_ip) as acme_ca:
+        stack_vars = dict(BASE_VARS, hearth_engine=ENGINE, **acme_ca.stack_vars(bed_target, "admin@%s" % SERVER_NAME))
         https = bed_target.port(443)
 
         # 0. Check mode on the fresh host: reports the order, changes nothing.
@@ -180,12 +137,7 @@ def test_acme_issue_renew_and_fail(bed_images: Dict[str, Any], tmp_path: Path) -
         names = _x509(chain[0], "-ext", "subjectAltName")
         assert "DNS:%s" % MATRIX_HOSTNAME in names and "DNS:%s" % SERVER_NAME in names, names
         assert "Pebble" in _x509(chain[0], "-issuer"), _x509(chain[0], "-issuer")
-        api_ca_file = tmp_path / "pebble-api-ca.pem"
-        api_ca_file.write_text(api_ca)
-        root = urllib.request.urlopen(  # noqa: S310  the Pebble container the test created
-            "https://%s:15000/roots/0" % pebble_ip, context=ssl.create_default_context(cafile=str(api_ca_file)),
-            timeout=10).read().decode()
-        (tmp_path / "root.pem").write_text(root)
+        (tmp_path / "root.pem").write_text(acme_ca.root())
         (tmp_path / "chain.pem").write_text("".join(chain[1:]))
         (tmp_path / "leaf.pem").write_text(chain[0])
         verified = subprocess.run(["openssl", "verify", "-CAfile", str(tmp_path / "root.pem"), "-untrusted",
@@ -201,10 +153,24 @@ def test_acme_issue_renew_and_fail(bed_images: Dict[str, Any], tmp_path: Path) -
         assert timer.split() == ["enabled", "active"], timer
 
         # 2. A second converge orders nothing and changes nothing.
-        serial, issued = _serial(https), _issued(pebble_name)
+        serial, issued = _serial(https), acme_ca.issued()
         second = _converge(bed_target, stack_vars)
         assert second.rc == 0 and second.changed == 0, "second converge changed something:\n" + second.tail(60)
-        assert (_serial(https), _issued(pebble_name)) == (serial, issued)
+        assert (_serial(https), acme_ca.issued()) == (serial, issued)
+
+        # 2b. Backup, the ACME data gone, restore: nothing ordered, same links, same certificate.
+        backup = dict(stack_vars, hearth_backup_dir=BACKUP_ON_TARGET, hearth_backup_keep=0)
+        taken = run_playbook(bed_target.inventory, PLAYBOOKS / "backup.yml", backup)
+        assert taken.rc == 0, "backup failed:\n" + taken.tail(40)
+        _rc, links = bed_target.sh("cd /opt/hearth-matrix/acme && find live -type l -printf '%p %l\\n' | sort")
+        assert links.strip() and all(" ../../archive/" in line for line in links.splitlines()), links
+        bed_target.sh("rm -rf /opt/hearth-matrix/acme")
+        restored = run_playbook(bed_target.inventory, PLAYBOOKS / "restore.yml", dict(stack_vars, hearth_restore_dir=BACKUP_ON_TARGET))
+        assert restored.rc == 0 and restored.failed == 0, "restore failed:\n" + restored.tail(60)
+        _rc, links_after = bed_target.sh("cd /opt/hearth-matrix/acme && find live -type l -printf '%p %l\\n' | sort")
+        assert links_after == links, (links, links_after)
+        assert (_serial(https), acme_ca.issued()) == (serial, issued)
+        bed_target.sh("rm -rf " + BACKUP_ON_TARGET)
 
         # 3. The timer's service renews (renew_days beyond the validity), the proxy reloads.
         started = _podman_on(bed_target, "inspect --format '{{.State.StartedAt}}' hearth-nginx-proxy")
@@ -221,14 +187,12 @@ def test_acme_issue_renew_and_fail(bed_images: Dict[str, Any], tmp_path: Path) -
             loop.join(30)
         assert rc == 0, out
         renewed = _serial(https)
-        assert renewed != serial and _issued(pebble_name) == issued + 1, (serial, renewed, out)
+        assert renewed != serial and acme_ca.issued() == issued + 1, (serial, renewed, out)
         assert _podman_on(bed_target, "inspect --format '{{.State.StartedAt}}' hearth-nginx-proxy") == started
         assert loop.ok > 0 and not loop.failures, (loop.ok, loop.failures[:5])
 
         # 4. The server name points elsewhere: the order fails naming it, the cert stays.
-        request = urllib.request.Request("http://%s:8055/add-a" % pebble_ip, method="POST", data=json.dumps(
-            {"host": SERVER_NAME, "addresses": ["127.0.0.1"]}).encode())
-        urllib.request.urlopen(request, timeout=10).read()  # noqa: S310  the Pebble container the test created
+        acme_ca.point(SERVER_NAME, "127.0.0.1")
         failed = _converge(bed_target, dict(stack_vars, hearth_acme_renew_days=100000))
         assert failed.rc != 0, failed.tail(40)
         messages = [m for m in failure_messages(failed.output) if "ACME" in m]

@@ -24,6 +24,7 @@ Stand-ins, said plainly:
 
 from __future__ import annotations
 
+import datetime
 import json
 import shutil
 import subprocess
@@ -453,11 +454,35 @@ def test_self_check_green_on_the_healthy_stack(full: FullStack) -> None:
     assert "FAIL" not in report, report
 
 
+def _expired_certificate(full: FullStack) -> Tuple[str, str]:
+    """A certificate (PEM, key PEM) for every served name from the stack's own CA, expired
+    yesterday: only its date is wrong, so the report must say expired, not a name or CA."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    ca_cert = x509.load_pem_x509_certificate(full.stack.ca_file.read_bytes())
+    ca_key = serialization.load_pem_private_key(full.read(PROXY_DIR + "/ca/ca.key").encode(), password=None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, MATRIX_HOSTNAME)]))
+            .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=30)).not_valid_after(now - datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name) for name in NAMES]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem.decode()
+
+
 def test_self_check_names_each_fault(full: FullStack) -> None:
     """Three faults at once, each reported by its own check with a fix: Synapse's unit
     stopped, a certificate for another name served (the proxy reloaded with it), the
-    .well-known/matrix/server delegation gone. Everything is put back afterwards (also when
-    the test fails) and the self-check is green again."""
+    .well-known/matrix/server delegation gone. Then an expired certificate for the right
+    names from the right CA (the proxy reloaded again): the report says expired, names the
+    host and says how to renew. Everything is put back afterwards (also when the test fails)
+    and the self-check is green again."""
     tls = PROXY_DIR + "/tls"
     saved_well_known = full.read(WELL_KNOWN_SERVER)
     bed = full.bed
@@ -478,6 +503,16 @@ def test_self_check_names_each_fault(full: FullStack) -> None:
             line = next(line for line in report.splitlines() if "FAIL %s:" % name in line)
             assert "-> fix: " in line, line
         assert "service hearth-postgres" not in failed and "well-known client" not in failed, failed
+
+        cert_pem, key_pem = _expired_certificate(full)
+        bed.sh("cd %s && cat > server.crt <<'EOF'\n%sEOF\ncat > server.key <<'EOF'\n%sEOF\n" % (tls, cert_pem, key_pem))
+        bed.engine_cmd("kill --signal HUP hearth-nginx-proxy")
+        run, failed = _self_check(full)
+        report = _report(run)
+        name = "certificate %s:443" % MATRIX_HOSTNAME
+        assert run.rc != 0 and name in failed, "%s not named among the failures %s:\n%s" % (name, failed, report)
+        line = next(line for line in report.splitlines() if "FAIL %s:" % name in line)
+        assert "%s serves an expired certificate" % MATRIX_HOSTNAME in line and "-> fix: renew it" in line, line
     finally:
         bed.sh("cd %s && if [ -e server.crt.hearth-test ]; then mv server.crt.hearth-test server.crt && "
                "mv server.key.hearth-test server.key; fi" % tls)

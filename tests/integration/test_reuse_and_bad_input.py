@@ -128,6 +128,7 @@ SITE_CASES: List[Tuple[str, Dict[str, Any], str]] = [
     ("extra-hosts-component-name", {"hearth_extra_hosts": {"hearth-synapse": "192.0.2.1"}}, "hearth_extra_hosts.hearth-synapse"),
     ("federation-ca-relative", {"synapse_federation_ca_files": ["peer-ca.pem"]}, "synapse_federation_ca_files"),
     ("federation-ca-missing", {"synapse_federation_ca_files": ["/nonexistent/peer-ca.pem"]}, "synapse_federation_ca_files[0]"),
+    ("federation-ca-not-pem", {"synapse_federation_ca_files": ["/etc/os-release"]}, "synapse_federation_ca_files[0]"),
     ("tls-source-unknown", {"nginx_proxy_tls_source": "letsencrypt"}, "nginx_proxy_tls_source"),
     ("acme-directory-not-https", {"nginx_proxy_tls_source": "acme", "hearth_acme_directory_url": "http://acme.test/dir"},
      "hearth_acme_directory_url"),

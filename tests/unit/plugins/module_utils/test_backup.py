@@ -183,6 +183,84 @@ def test_restore_refuses_directory_where_a_file_belongs(base: Path, tmp_path: Pa
             bk.apply_placement(str(dest), str(target), placement)
 
 
+def _acme_tree(base: Path) -> None:
+    """certbot's layout: account key, archive/ with numbered files, live/ links into archive/."""
+    _write(base / "acme/accounts/acme.test/directory/abc/private_key.json", "{\"k\": 1}", 0o600)
+    _write(base / "acme/archive/matrix.example.org/cert1.pem", "CERT1", 0o644)
+    _write(base / "acme/archive/matrix.example.org/privkey1.pem", "KEY1", 0o600)
+    _write(base / "acme/renewal/matrix.example.org.conf", "renew", 0o644)
+    (base / "acme/live/matrix.example.org").mkdir(parents=True)
+    for name in ("cert", "privkey"):
+        os.symlink("../../archive/matrix.example.org/%s1.pem" % name, str(base / ("acme/live/matrix.example.org/%s.pem" % name)))
+    # Links the backup must not keep: absolute, and relative but out of the acme tree.
+    os.symlink("/etc/passwd", str(base / "acme/live/absolute.pem"))
+    os.symlink("../../synapse/keys/signing.key", str(base / "acme/live/outside.pem"))
+
+
+def test_acme_links_kept_as_links_and_restored(base: Path, tmp_path: Path) -> None:
+    _acme_tree(base)
+    dest = tmp_path / "b"
+    manifest = _backup(base, dest)
+    kept = {item["path"]: item for item in manifest["files"]}
+    assert kept["acme/accounts/acme.test/directory/abc/private_key.json"]["type"] == "file"
+    assert kept["acme/live/matrix.example.org/cert.pem"] == {
+        "path": "acme/live/matrix.example.org/cert.pem", "type": "link", "target": "../../archive/matrix.example.org/cert1.pem",
+        "mode": "0777", "uid": UID, "gid": GID}
+    assert "acme/live/absolute.pem" not in kept and "acme/live/outside.pem" not in kept
+    # Nothing was followed: the backup holds no copy behind a link.
+    assert not (dest / "files/acme/live/matrix.example.org/cert.pem").exists()
+    assert bk.verify(str(dest))
+
+    target = tmp_path / "new"
+    entries = bk.manifest_entries(manifest)
+    for placement in bk.plan_restore(str(dest), str(target), entries):
+        bk.apply_placement(str(dest), str(target), placement)
+    link = target / "acme/live/matrix.example.org/privkey.pem"
+    assert os.path.islink(link) and os.readlink(link) == "../../archive/matrix.example.org/privkey1.pem"
+    assert link.read_text() == "KEY1"
+    assert stat.S_IMODE(os.stat(target / "acme/archive/matrix.example.org/privkey1.pem").st_mode) == 0o600
+    # A second pass changes nothing; a link changed by hand is put back.
+    assert not [p for p in bk.plan_restore(str(dest), str(target), entries) if p.changed]
+    os.unlink(link)
+    os.symlink("../../archive/matrix.example.org/cert1.pem", str(link))
+    changed = [p for p in bk.plan_restore(str(dest), str(target), entries) if p.changed]
+    assert [(p.entry.path, p.content) for p in changed] == [("acme/live/matrix.example.org/privkey.pem", True)]
+    bk.apply_placement(str(dest), str(target), changed[0])
+    assert os.readlink(link) == "../../archive/matrix.example.org/privkey1.pem"
+
+
+@pytest.mark.parametrize("path, link, tree, inside", [
+    ("acme/live/x/cert.pem", "../../archive/x/cert1.pem", "acme", True),
+    ("acme/live/x/cert.pem", "../../../synapse/keys/signing.key", "acme", False),
+    ("acme/live/x/cert.pem", "../../../synapse/keys/signing.key", ".", True),
+    ("acme/live/x/cert.pem", "../../../../etc/passwd", ".", False),
+    ("acme/cert.pem", "/etc/passwd", ".", False),
+    ("acme/cert.pem", "", ".", False),
+    ("acme/cert.pem", "../acme2/x", "acme", False),
+])
+def test_link_stays_inside(path: str, link: str, tree: str, inside: bool) -> None:
+    assert bk.link_stays_inside(path, link, tree) is inside
+
+
+def test_restore_refuses_links_out_of_the_base_and_paths_through_links(base: Path, tmp_path: Path) -> None:
+    """A manifest (edited by hand, say) never makes a link out of the base directory, and
+    nothing is written through a link a restore finds on the host."""
+    entry = {"path": "acme/live/x.pem", "type": "link", "target": "../../../etc/passwd", "mode": "0777", "uid": 0, "gid": 0}
+    with pytest.raises(bk.BackupError, match="outside the base directory"):
+        bk.Entry.from_dict(entry)
+    dest = tmp_path / "b"
+    manifest = _backup(base, dest)
+    target = tmp_path / "new"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    target.mkdir()
+    os.symlink(str(elsewhere), str(target / "synapse"))
+    with pytest.raises(bk.BackupError, match="behind a symbolic link"):
+        for placement in bk.plan_restore(str(dest), str(target), bk.manifest_entries(manifest)):
+            bk.apply_placement(str(dest), str(target), placement)
+    assert not list(elsewhere.iterdir())
+
+
 class _Module:
     def __init__(self) -> None:
         self.failed: List[str] = []

@@ -329,6 +329,27 @@ def test_check_sources(tmp_path: Path) -> None:
         check_sources([File("/x", own("0640"), src=str(tmp_path))])  # a directory is not a file
 
 
+def test_check_sources_pem(tmp_path: Path) -> None:
+    """A CA file (pem=True) must hold certificates; anything else is refused naming the label."""
+    good = tmp_path / "ca.pem"
+    good.write_text("-----BEGIN CERTIFICATE-----\nTUlJQg==\n-----END CERTIFICATE-----\n")
+    check_sources([File("/x", own("0640"), src=str(good), pem=True)])
+    bad_cases = {"not-pem.pem": "just text\n", "empty.pem": "", "bad-base64.pem":
+                 "-----BEGIN CERTIFICATE-----\n!!not base64!!\n-----END CERTIFICATE-----\n",
+                 "key.pem": "-----BEGIN PRIVATE KEY-----\nTUlJQg==\n-----END PRIVATE KEY-----\n"}
+    for name, text in bad_cases.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(HostError) as info:
+            check_sources([File("/x", own("0640"), src=str(tmp_path / name), label="synapse_federation_ca_files[1]",
+                                pem=True)])
+        assert info.value.field == "synapse_federation_ca_files[1]" and "holds no PEM certificate" in str(info.value), name
+    (tmp_path / "binary.pem").write_bytes(b"\xff\xfe")
+    with pytest.raises(HostError):
+        check_sources([File("/x", own("0640"), src=str(tmp_path / "binary.pem"), pem=True)])
+    # Without pem=True the content is the service's business (the operator's key, say).
+    check_sources([File("/x", own("0640"), src=str(tmp_path / "not-pem.pem"))])
+
+
 # --- links ------------------------------------------------------------------------------------
 
 def test_link_created_fixed_unchanged(tmp_path: Path) -> None:

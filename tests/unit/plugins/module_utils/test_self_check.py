@@ -75,6 +75,11 @@ def test_well_known_server_gives_the_delegation() -> None:
     assert "m.server" in result.fix
     result, target = sc.check_well_known_server(APEX, ok_json({"m.server": "a/b"}), "example.org")
     assert result.status == sc.FAIL and target is None
+    # A server name that is the matrix hostname needs no delegation: 404 means port 8448.
+    result, target = sc.check_well_known_server(APEX, sc.HttpAnswer(status=404), "example.org", optional=True)
+    assert result.status == sc.OK and target is None and "example.org:8448" in result.detail
+    result, target = sc.check_well_known_server(APEX, sc.HttpAnswer(status=500), "example.org", optional=True)
+    assert result.status == sc.FAIL and target is None
 
 
 def test_federation_checks() -> None:
@@ -103,6 +108,7 @@ def test_certificate_verdicts() -> None:
     expired = sc.check_certificate(MATRIX, sc.TlsAnswer(error="certificate has expired"), NOW, 30, "ca.crt")
     assert expired.status == sc.FAIL and expired.name == "certificate matrix.example.org:443"
     assert "certificate has expired" in expired.detail and "hearth-matrix-acme" in expired.fix
+    assert "matrix.example.org serves an expired certificate" in expired.detail and expired.fix.startswith("renew it")
 
 
 @pytest.mark.parametrize("answer, status", [
