@@ -143,8 +143,7 @@ options:
         C(hearth_rootless_unprivileged_port_start).
       - Before anything changes - an existing O(rootless.user) without a subordinate uid and
         gid range of at least 65536 ids, or a published port below the opt-in
-        O(rootless.unprivileged_port_start) (the kernel's 1024 without it), is an error naming
-        the variable.
+        O(rootless.unprivileged_port_start) when it is set, is an error naming the variable.
       - Then the user is created when missing (system user, home O(rootless.home), a free
         subordinate range of 65536 ids), linger is enabled, its systemd instance is started,
         units go to C(<home>/.config/systemd/user) and the engine and C(systemctl --user) run
@@ -152,6 +151,12 @@ options:
         is the user, uid U is the range's start + U - 1). An image missing from the user's
         store is copied from root's store. On a cgroup v1 host the memory, pids and CPU
         limits are dropped with a warning naming each C(<role>_*) variable.
+      - Without O(rootless.unprivileged_port_start), a container that publishes a TCP port below
+        1024 is socket-activated - C(/etc/systemd/system/<name>.socket) (PID 1 listens on
+        every published address and port) and C(/etc/systemd/system/<name>.service), the same
+        unit as a system unit with C(User=) the service user, in place of its user unit; the
+        container gets the sockets as fds 3, 4, ... and no published ports. C(state=absent)
+        removes both files.
     type: dict
     suboptions:
       user:
