@@ -59,7 +59,7 @@ FACTS = HostFacts(engine="podman_rootless", engine_path="/usr/bin/podman", sh_pa
     ("docker", [80], None, False),
 ])
 def test_activated_only_rootless_low_ports_without_opt_in(engine: str, ports: List[int], start: Any,
-                                                         expected: bool) -> None:
+                                                          expected: bool) -> None:
     assert activated(engine, ports, start) is expected
 
 
