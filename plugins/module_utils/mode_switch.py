@@ -162,6 +162,13 @@ def engine_of_unit(path: str) -> str:
     return ""
 
 
+def runs_as_user(path: str) -> bool:
+    """A system unit of ours that runs as a user (``User=``): a rootless mode's, e.g. its
+    socket-activated proxy (socket_state.py), not a rootful mode's."""
+    with open(path, "r", encoding="utf-8", errors="replace") as handle:
+        return any(line.startswith("User=") for line in handle)
+
+
 def roots_of(base_dir: str, directories: Sequence[str]) -> List[str]:
     """The trees to translate: the base directory, and any directory outside it."""
     inside = base_dir.rstrip("/") + "/"

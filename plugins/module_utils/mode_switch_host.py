@@ -20,6 +20,7 @@ from ansible_collections.hearth.matrix.plugins.module_utils.mode_switch import (
     parse_marker,
     read_marker,
     roots_of,
+    runs_as_user,
     same_mapping,
     translate_tree,
     user_unit_dir_of,
@@ -33,6 +34,7 @@ from ansible_collections.hearth.matrix.plugins.module_utils.service_state import
     remove_service,
     units_of_instances,
 )
+from ansible_collections.hearth.matrix.plugins.module_utils.socket_state import remove_socket_service
 
 VARIABLE = "hearth_engine"
 
@@ -46,6 +48,8 @@ def _remove_rootful(system: Any, facts: HostFacts, component: Component, dirs: D
     removed = False
     wanted = {component.instance: ""}   # no service name matches "": every unit of the instance
     for name, path, _instance in units_of_instances(dirs["unit_dir"], wanted):
+        if runs_as_user(path):
+            continue
         root = replace(facts, engine_path=engine_of_unit(path) or facts.engine_path, user_scope=False)
         removed = _remove(system, root, name, path, report, quadlet=False) or removed
     for name, path, _instance in units_of_instances(dirs["quadlet_dir"], wanted, ".container"):
@@ -62,16 +66,19 @@ def _remove(host: Any, facts: HostFacts, name: str, path: str, report: Report, q
     return remove_service(host, facts, name, path, report)
 
 
-def _remove_rootless(system: Any, facts: HostFacts, component: Component, old: IdMap, report: Report) -> bool:
+def _remove_rootless(system: Any, facts: HostFacts, component: Component, old: IdMap, report: Report,
+                     dirs: Dict[str, str]) -> bool:
     """The service user's units of the component's instance and their containers (the old
-    mapping names the user)."""
+    mapping names the user), and a socket-activated service's system unit and .socket."""
+    removed = remove_socket_service(system, replace(facts, user_scope=False), component.name, report,
+                                    dirs["unit_dir"])
     try:
         user, home, unit_dir = user_unit_dir_of(old)
     except KeyError:
-        return False   # the user is gone, and its units and containers with it
+        return removed   # the user is gone, and its units and containers with it
     found = units_of_instances(unit_dir, {component.instance: ""})
     if not found:
-        return False
+        return removed
     runuser = system.get_bin_path("runuser")
     if not runuser:
         raise HostError(VARIABLE, "leaving a rootless mode needs runuser on the host to stop %s's services" % user)
@@ -115,7 +122,7 @@ def switch_modes(system: Any, facts: HostFacts, components: Sequence[Component],
                 unmarked.append(base)
                 continue
         else:
-            _remove_rootless(system, facts, component, old, report)
+            _remove_rootless(system, facts, component, old, report, dirs)
         roots = roots_of(base, [d.path for d in component.directories])
         report.changes.append("owners under %s: moved from %s to %s ids" % (", ".join(roots), _describe(old), _describe(new)))
         if not system.check_mode:

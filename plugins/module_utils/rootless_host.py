@@ -50,6 +50,7 @@ from ansible_collections.hearth.matrix.plugins.module_utils.host_state import (
     ensure_file,
 )
 from ansible_collections.hearth.matrix.plugins.module_utils.quadlet import parse_version
+from ansible_collections.hearth.matrix.plugins.module_utils.socket_state import RootlessAccount
 
 SUBUID = "/etc/subuid"
 SUBGID = "/etc/subgid"
@@ -286,7 +287,9 @@ def setup_engine_mode(module: Any, components: List[Component]) -> Tuple[Any, Li
     ports = [(c.name, p.host_port) for c in components if c.state == "started" and c.container is not None
              for p in c.container.ports]
     low = low_ports(ports, user.unprivileged_port_start)
-    if low:
+    # Without the opt-in, low ports are socket-activated (socket_state.py); an opt-in that is
+    # set but too high for a published port is an error.
+    if low and user.unprivileged_port_start is not None:
         name, port = low[0]
         raise HostError(PORT_VARIABLE, "must be %d or lower: %s publishes port %d, which a rootless engine cannot "
                         "bind (the kernel's net.ipv4.ip_unprivileged_port_start is 1024 unless this opt-in lowers it "
@@ -308,6 +311,7 @@ def setup_engine_mode(module: Any, components: List[Component]) -> Tuple[Any, Li
     host = user_host(module, runuser, user, plan, podman, systemctl)
     host.params = dict(module.params, unit_dir=plan.unit_dir)
     host.idmap = plan.idmap   # what the data's owners must be (mode_switch_host)
+    host.account = RootlessAccount(user.name, plan.uid, plan.home, user.unprivileged_port_start)
     mapped = [_unenforceable(module, remap(c, plan.idmap)) for c in components]
     if plan.exists or not module.check_mode:
         for image in sorted({c.image for c in mapped if c.state == "started" and c.container is not None}):

@@ -149,8 +149,7 @@ options:
         C(hearth_rootless_unprivileged_port_start).
       - Before anything changes - an existing O(rootless.user) without a subordinate uid and
         gid range of at least 65536 ids, or a published port below the opt-in
-        O(rootless.unprivileged_port_start) (the kernel's 1024 without it), is an error naming
-        the variable.
+        O(rootless.unprivileged_port_start) when it is set, is an error naming the variable.
       - Then the user is created when missing (system user, home O(rootless.home), a free
         subordinate range of 65536 ids), linger is enabled, its systemd instance is started,
         units go to C(<home>/.config/systemd/user) and the engine and C(systemctl --user) run
@@ -158,6 +157,12 @@ options:
         is the user, uid U is the range's start + U - 1). An image missing from the user's
         store is copied from root's store. On a cgroup v1 host the memory, pids and CPU
         limits are dropped with a warning naming each C(<role>_*) variable.
+      - Without O(rootless.unprivileged_port_start), a container that publishes a TCP port below
+        1024 is socket-activated - C(/etc/systemd/system/<name>.socket) (PID 1 listens on
+        every published address and port) and C(/etc/systemd/system/<name>.service), the same
+        unit as a system unit with C(User=) the service user, in place of its user unit; the
+        container gets the sockets as fds 3, 4, ... and no published ports. C(state=absent)
+        removes both files.
     type: dict
     suboptions:
       user:
@@ -228,7 +233,7 @@ started:
 """
 
 import os
-from typing import Any, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.hearth.matrix.plugins.module_utils.component import Component, components_from_list
@@ -273,6 +278,13 @@ from ansible_collections.hearth.matrix.plugins.module_utils.quadlet_state import
     other_format_file,
     remove_quadlet_service,
     unit_file,
+)
+from ansible_collections.hearth.matrix.plugins.module_utils.socket_state import (
+    ensure_socket,
+    remove_socket_service,
+    restart_socket,
+    SocketPlan,
+    socket_plan,
 )
 from ansible_collections.hearth.matrix.plugins.module_utils.tls import ensure_self_signed
 from ansible_collections.hearth.matrix.plugins.module_utils.unit import check_unit_names
@@ -324,8 +336,10 @@ def _converge_files(module: AnsibleModule, facts: HostFacts, component: Componen
 
 
 def _converge_unit(module: AnsibleModule, facts: HostFacts, component: Component, unit_path: str,
-                   report: Report, cache: EngineCache, podman_version: Tuple[int, ...]) -> Tuple[bool, bool]:
-    """Everything but the service state; (unit changed, restart needed)."""
+                   report: Report, cache: EngineCache, podman_version: Tuple[int, ...],
+                   transform: Optional[Callable[[str], str]] = None) -> Tuple[bool, bool]:
+    """Everything but the service state; (unit changed, restart needed). ``transform``: the
+    rendered unit turned into another scope's (socket activation's system unit)."""
     _converge_files(module, facts, component, report, cache)
     if component.container is None:
         raise HostError("container", "%s has no container, so no unit" % component.name)
@@ -336,6 +350,8 @@ def _converge_unit(module: AnsibleModule, facts: HostFacts, component: Component
         text = render_container(unit_spec(facts, component, image_id, report), podman_version)
     else:
         text = unit_text(facts, component, image_id, report)
+    if transform is not None:
+        text = transform(text)
     before = read_text(unit_path)
     if before == text:
         return False, False
@@ -346,6 +362,53 @@ def _converge_unit(module: AnsibleModule, facts: HostFacts, component: Component
             raise HostError("unit_dir", "%s does not exist" % os.path.dirname(unit_path))
         write_unit(unit_path, text)
     return True, restart_relevant(before) != restart_relevant(text)
+
+
+def _converge_socket_service(system: AnsibleModule, host: AnsibleModule, facts: HostFacts, plan: SocketPlan,
+                             user_unit_dir: str, report: Report, cache: EngineCache) -> Tuple[bool, bool, bool]:
+    """A socket-activated service (socket_state.py): files, image, its system unit and its
+    .socket; the user unit of the opt-in mode goes. Returns (socket changed, restart needed,
+    user unit removed)."""
+    name = plan.component.name
+    user_removed = remove_service(host, facts, name, os.path.join(user_unit_dir, name + ".service"), report)
+    unit_changed, restart_needed = _converge_unit(host, facts, plan.component, plan.unit_path, report, cache, (),
+                                                  plan.transform)
+    socket_changed = ensure_socket(system, plan, report)
+    # A run that died before the restart leaves the marker: the next run still restarts.
+    restart = (unit_changed and restart_needed) or os.path.exists(os.path.join(system.params["pending_dir"], name))
+    if restart or socket_changed:
+        _mark_pending(system, [name])
+    if (unit_changed or socket_changed) and not system.check_mode:
+        daemon_reload(system, facts)
+    return socket_changed, restart, user_removed
+
+
+def _start_socket_services(system: AnsibleModule, facts: HostFacts, sockets: Dict[str, Tuple[bool, bool]],
+                           reports: Dict[str, Report]) -> Tuple[List[str], List[str]]:
+    """Enable and start (or restart) each socket-activated service and its socket, as root:
+    they are system units (their processes run as the service user)."""
+    started: List[str] = []
+    restarted: List[str] = []
+    states = unit_states(system, facts, list(sockets))
+    for name, (socket_changed, pending) in sockets.items():
+        report, state = reports[name], states.get(name, {})
+        if state.get("UnitFileState") != "enabled":
+            report.changes.append("service %s: enabled (with its socket)" % name)
+            systemctl(system, facts, "enable", [name])
+        if socket_changed:
+            restart_socket(system, facts, name)
+            (restarted if state.get("ActiveState") == "active" else started).append(name)
+            report.changes.append("service %s: restarted with its socket" % name)
+        elif state.get("ActiveState") not in ("active", "activating", "reloading"):
+            started.append(name)
+            report.changes.append("service %s: started" % name)
+            systemctl(system, facts, "restart", [name])
+        elif pending:
+            restarted.append(name)
+            report.changes.append("service %s: restarted" % name)
+            systemctl(system, facts, "restart", [name])
+        _clear_pending(system, [name])
+    return started, restarted
 
 
 def _check_images(module: AnsibleModule, components: List[Component], facts_by_engine: Dict[str, HostFacts],
@@ -453,11 +516,25 @@ def converge(module: AnsibleModule, components: List[Component]) -> Dict[str, An
     renamed = _remove_renamed(module, components, reports, facts_by_engine)
     states = unit_states(module, any_facts, [c.name for c in present])
     reload_needed = network_files
+    reload_system = False
     to_enable: List[str] = []
     to_start: List[str] = []
     to_restart: List[str] = []
+    account = getattr(module, "account", None)
+    # Socket-activated services (system units): (socket changed, restart needed).
+    sockets: Dict[str, Tuple[bool, bool]] = {}
     for component in present:
         report = reports.setdefault(component.name, Report())
+        plan = socket_plan(component, account)
+        if plan is not None:
+            socket_changed, restart, user_removed = _converge_socket_service(
+                system, module, facts_by_engine[component.engine], plan, unit_dir, report, caches[component.engine])
+            sockets[component.name] = (socket_changed, restart)
+            reload_needed = reload_needed or user_removed
+            continue
+        if account is not None and remove_socket_service(system, facts_by_engine[component.engine], component.name,
+                                                         report):
+            reload_system = True
         unit_path = unit_file(component, unit_dir, quadlet_dir)
         unit_changed, restart_needed = _converge_unit(module, facts_by_engine[component.engine], component, unit_path,
                                                       report, caches[component.engine], podman_version)
@@ -489,6 +566,11 @@ def converge(module: AnsibleModule, components: List[Component]) -> Dict[str, An
     # independent ones in parallel; restart also starts a service that is not running.
     systemctl(module, any_facts, "restart", to_start + to_restart)
     _clear_pending(module, to_start + to_restart)
+    if reload_system and not module.check_mode:
+        daemon_reload(system, any_facts)
+    started, restarted = _start_socket_services(system, any_facts, sockets, reports)
+    to_start += started
+    to_restart += restarted
     removed_any = False
     for component in components:
         if component.state == "absent":
@@ -500,6 +582,9 @@ def converge(module: AnsibleModule, components: List[Component]) -> Dict[str, An
             quadlet_path = os.path.join(quadlet_dir, component.name + ".container")
             removed_any = remove_quadlet_service(module, facts_by_engine[component.engine], component.name,
                                                  quadlet_path, report) or removed_any
+            if getattr(module, "account", None) is not None and remove_socket_service(
+                    system, facts_by_engine[component.engine], component.name, report) and not module.check_mode:
+                daemon_reload(system, facts_by_engine[component.engine])
     if module.params["remove_units"] or module.params["remove_files"]:
         leftovers = remove_leftovers(system, any_facts, system_unit_dir, module.params["remove_units"],
                                      module.params["remove_files"], reports.setdefault("leftovers", Report()))

@@ -8,14 +8,17 @@ file order on one target: bad input first (nothing may change), then the converg
 checks that build on it (round trip, hardening and host owners, re-run, kill, reboot).
 
 The bed's /dev/net/tun and /dev/fuse are made 0666 by the target image (a real Debian host's
-udev does the same); the proxy's low ports use the opt-in
-hearth_rootless_unprivileged_port_start (socket activation is not built).
+udev does the same). The proxy's low ports are socket-activated (the default: no
+hearth_rootless_unprivileged_port_start), so the host's sysctl stays at the kernel's 1024 and
+the proxy is a system unit run as the service user; the other services are user units.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import socket
+import uuid
 from typing import Dict, Iterator, List
 
 import pytest
@@ -29,7 +32,9 @@ pytestmark = pytest.mark.skipif("podman" not in ENGINES, reason="podman_rootless
 
 CONTAINERS = ["hearth-postgres", "hearth-synapse", "hearth-nginx-proxy"]
 USER = "hearth"
-ROOTLESS = {"hearth_engine": "podman_rootless", "hearth_rootless_unprivileged_port_start": 80}
+ROOTLESS = {"hearth_engine": "podman_rootless"}
+PROXY = "hearth-nginx-proxy"
+PROXY_ADDRESS = "10.89.91.140"   # the proxy container's own address on the stack network
 _memory: Dict[str, str] = {}
 
 
@@ -87,12 +92,63 @@ def test_client_round_trip_through_the_proxy(rootless_stack: Stack) -> None:
     result = _round_trip(rootless_stack)
     assert result.body in result.seen_by_second_session
     _memory["body"], _memory["room"] = result.body, result.room_id
+    # Without the opt-in: the host's low ports stay privileged; PID 1 holds the proxy's sockets.
+    assert rootless_stack.bed.sh("cat /proc/sys/net/ipv4/ip_unprivileged_port_start")[1].strip() == "1024"
+    _rc, listening = rootless_stack.bed.sh("ss -Hltnp 'sport = :443'")
+    assert "systemd" in listening and "pid=1," in listening and "nginx" in listening, listening
+
+
+def _request_from_the_bed_host(stack: Stack, marker: str) -> str:
+    """GET /_matrix/client/versions straight to the target's address (no port forward in
+    between), with ``marker`` as User-Agent; the address the bed host sends from."""
+    target_ip = stack.bed.target.bridge_ip
+    context = ssl_context(stack.ca_file)
+    with socket.create_connection((target_ip, 443), timeout=30) as raw:
+        with context.wrap_socket(raw, server_hostname=MATRIX_HOSTNAME) as tls:
+            tls.sendall(("GET /_matrix/client/versions HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\n"
+                         "Connection: close\r\n\r\n" % (MATRIX_HOSTNAME, marker)).encode("ascii"))
+            response = b""
+            while True:
+                chunk = tls.recv(65536)
+                if not chunk:
+                    break
+                response += chunk
+            assert response.startswith(b"HTTP/1.1 200"), response[:200]
+            return str(tls.getsockname()[0])
+
+
+def test_proxy_and_synapse_see_the_real_client_address(rootless_stack: Stack) -> None:
+    """A request from the bed host: nginx's access log and Synapse's request log record the bed
+    host's own address, not the proxy container's (no rootlessport between client and nginx:
+    nginx accepts on the socket systemd bound in the host's namespace)."""
+    marker = "hearth-sockact-%s" % uuid.uuid4().hex[:12]
+    client = _request_from_the_bed_host(rootless_stack, marker)
+    assert client != PROXY_ADDRESS
+    assert _logged_client(rootless_stack, marker) == client
+
+
+def _logged_client(stack: Stack, marker: str) -> str:
+    """The client address nginx's access log records for the request marked ``marker``, once
+    Synapse's request log has it too (the same address, from X-Forwarded-For)."""
+    lines: Dict[str, str] = {}
+
+    def logged() -> bool:
+        for tag in (PROXY, "hearth-synapse"):
+            _rc, out = stack.bed.sh("journalctl --no-pager -o cat -t %s | grep -F %s" % (tag, marker), check=False)
+            lines[tag] = out.strip()
+        return all(lines.values())
+
+    wait_for(logged, 60, 1, "the request in both logs")
+    address = lines[PROXY].split()[0]
+    assert " - %s - " % address in lines["hearth-synapse"], lines
+    return address
 
 
 def test_hardened_inside_and_nothing_root_outside(rootless_stack: Stack) -> None:
     """Inside: non-root, no capabilities, no-new-privileges, read-only root. On the host:
     conmon, the engine and every container process belong to the service user or its
-    subordinate range; data and keys owned by exactly the mapped ids, not world-readable."""
+    subordinate range (the proxy's listening sockets are held by PID 1, which is no process
+    of the stack); data and keys owned by exactly the mapped ids, not world-readable."""
     bed = rootless_stack.bed
     uid = int(bed.sh("id -u %s" % USER)[1])
     start = int(bed.sh("grep ^%s: /etc/subuid | cut -d: -f2" % USER)[1])
@@ -139,13 +195,35 @@ def test_reboot_brings_everything_back(rootless_stack: Stack) -> None:
     """Linger starts the user's systemd instance at boot, without a login; its units follow."""
     __import__("bed").restart(rootless_stack.bed.target)
 
+    user_units = [c for c in CONTAINERS if c != PROXY]
+
     def all_active() -> bool:
-        out = _as_user(rootless_stack.bed, "systemctl --user is-active %s" % " ".join(c + ".service" for c in CONTAINERS),
+        out = _as_user(rootless_stack.bed, "systemctl --user is-active %s" % " ".join(c + ".service" for c in user_units),
                        check=False)
-        return out.split() == ["active"] * len(CONTAINERS)
+        # The socket-activated proxy is a system unit (run as the service user).
+        _rc, proxy = rootless_stack.bed.sh("systemctl is-active %s.socket %s.service" % (PROXY, PROXY), check=False)
+        return out.split() == ["active"] * len(user_units) and proxy.split() == ["active", "active"]
 
     wait_for(all_active, 240, 3, "user units active after reboot")
     wait_for(lambda: _round_trip(rootless_stack) is not None, 120, 3, "client after reboot")
+
+
+def test_opt_in_instead_of_socket_activation(rootless_stack: Stack) -> None:
+    """hearth_rootless_unprivileged_port_start: 80, the alternative: the sysctl is lowered, the
+    proxy's .socket and system unit go and its user unit publishes the ports (rootlessport),
+    the round trip still works, and a request from the bed host arrives from another address
+    than the bed host's (the trade-off the README states). Last: it changes the mode."""
+    run = rootless_stack.converge({"hearth_rootless_unprivileged_port_start": 80})
+    assert run.rc == 0, run.tail(40)
+    bed = rootless_stack.bed
+    assert bed.sh("cat /proc/sys/net/ipv4/ip_unprivileged_port_start")[1].strip() == "80"
+    rc, out = bed.sh("ls /etc/systemd/system/%s.socket /etc/systemd/system/%s.service" % (PROXY, PROXY), check=False)
+    assert rc != 0 and out.count("No such file") == 2, out
+    assert _as_user(bed, "systemctl --user is-active %s.service" % PROXY).strip() == "active"
+    wait_for(lambda: _round_trip(rootless_stack) is not None, 120, 3, "client through the opt-in's proxy")
+    marker = "hearth-sockact-%s" % uuid.uuid4().hex[:12]
+    client = _request_from_the_bed_host(rootless_stack, marker)
+    assert _logged_client(rootless_stack, marker) != client
 
 
 KEPT = ("/opt/hearth-matrix/secrets /opt/hearth-matrix/synapse/keys /opt/hearth-matrix/postgres/secrets "
@@ -190,8 +268,10 @@ def test_to_rootful_and_back_keeps_data_keys_and_secrets(rootless_stack: Stack) 
 
     back = rootless_stack.converge()
     assert back.rc == 0 and back.failed == 0, back.tail(60)
-    _rc, units = bed.sh("ls /etc/systemd/system/ | grep -c '^hearth-' || true")
-    assert units.strip() == "0", units
+    # Left in the system's unit directory: only the socket-activated proxy, run as the user.
+    _rc, units = bed.sh("ls /etc/systemd/system/ | grep '^hearth-' || true")
+    assert sorted(units.split()) == [PROXY + ".service", PROXY + ".socket"], units
+    assert "User=%s" % USER in bed.sh("cat /etc/systemd/system/%s.service" % PROXY)[1]
     assert bed.engine_cmd("ps --all --format '{{.Names}}'")[1].split() == []
     assert _key_owner(bed) == start + 990 and _kept(bed) == kept
     assert sent_rootful.body in _messages(rootless_stack, sent_rootful.room_id)

@@ -187,3 +187,31 @@ def test_an_unreadable_marker_names_the_variable(tmp_path: Path) -> None:
     with pytest.raises(HostError) as caught:
         switch_modes(ScriptedHost(), FACTS, [_component(base)], ROOTLESS, {}, _dirs(tmp_path))
     assert caught.value.field == "hearth_engine" and "unreadable owner marker" in str(caught.value)
+
+
+def test_a_system_unit_run_as_the_user_is_not_taken_for_a_rootful_one(tmp_path: Path) -> None:
+    """The rootless proxy's socket-activated system unit (User=) stays when entering rootless."""
+    base = tmp_path / "synapse"
+    base.mkdir()
+    dirs = _dirs(tmp_path)
+    unit = _rootful_unit(tmp_path, "hearth-synapse", base)
+    unit.write_text(unit.read_text() + "User=hearth\n")
+    host = ScriptedHost()
+    assert switch_modes(host, FACTS, [_component(base)], ROOTLESS, {}, dirs) == [str(base)]
+    assert unit.exists() and host.calls == []
+
+
+@needs_root
+def test_leaving_rootless_removes_a_socket_activated_service(tmp_path: Path) -> None:
+    base = tmp_path / "synapse"
+    base.mkdir()
+    old = IdMap(os.getuid(), os.getgid(), IdRange(131072, 65536), IdRange(131072, 65536))
+    (base / MARKER).write_text(marker_text(old))
+    dirs = _dirs(tmp_path)
+    unit = _rootful_unit(tmp_path, "hearth-synapse", base)
+    socket_file = tmp_path / "system" / "hearth-synapse.socket"
+    socket_file.write_text("[Socket]\nListenStream=0.0.0.0:443\n")
+    host = ScriptedHost()
+    switch_modes(host, FACTS, [_component(base, "podman")], None, {}, dirs)
+    assert not unit.exists() and not socket_file.exists()
+    assert [SYSTEMCTL, "disable", "--now", "hearth-synapse.socket"] in host.calls

@@ -123,11 +123,12 @@ def _proxy(port: int) -> Any:
     })
 
 
-def test_low_port_without_opt_in_fails_before_any_change(subids: Dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_low_port_above_the_opt_in_fails_before_any_change(subids: Dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the opt-in the port is socket-activated; an opt-in too high for it is an error."""
     _user_exists(monkeypatch)
     subids["uid"].write_text("hearth:100000:65536\n")
     subids["gid"].write_text("hearth:100000:65536\n")
-    module = FakeModule({"rootless": {"user": "hearth"}, "unit_dir": "/etc/systemd/system"})
+    module = FakeModule({"rootless": {"user": "hearth", "unprivileged_port_start": 1000}, "unit_dir": "/etc/systemd/system"})
     with pytest.raises(HostError) as caught:
         rh.setup_engine_mode(module, [_proxy(443)])
     assert str(caught.value).startswith("hearth_rootless_unprivileged_port_start: must be 443 or lower: "
