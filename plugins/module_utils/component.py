@@ -24,7 +24,9 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 from ansible_collections.hearth.matrix.plugins.module_utils.container import (
     ContainerSpec,
     SpecError,
+    check_choice,
     container_spec_from_dict,
+    refuse_unknown_keys,
 )
 from ansible_collections.hearth.matrix.plugins.module_utils.engine_mode import EngineModeError, check_engine
 from ansible_collections.hearth.matrix.plugins.module_utils.image_check import ImageCheck, image_check_from_dict
@@ -267,8 +269,7 @@ def _secrets(raw: Mapping[str, Any]) -> Tuple[Secret, ...]:
         # A bare path: a token, root only.
         item = {"path": item} if isinstance(item, str) else _mapping(item, where)
         fmt = item.get("format", "token")
-        if fmt not in SECRET_FORMATS:
-            raise SpecError(where + ".format", "must be one of %s, got %r" % (", ".join(SECRET_FORMATS), fmt))
+        check_choice(fmt, where + ".format", SECRET_FORMATS)
         result.append(Secret(path=_abs(item.get("path"), where + ".path"), own=_ownership(item, where, "0600"),
                              length=_int(item, "length", where, 64, 16), format=fmt))
     return tuple(result)
@@ -353,9 +354,7 @@ def _networks(raw: Mapping[str, Any]) -> Tuple[Network, ...]:
     for index, item in enumerate(_list(raw, "networks")):
         where = "networks[%d]" % index
         item = item if isinstance(item, Mapping) else {"name": item}
-        unknown = set(item) - {"name", "subnet"}
-        if unknown:
-            raise SpecError(where, "unknown keys: %s" % ", ".join(sorted(unknown)))
+        refuse_unknown_keys(item, where, {"name", "subnet"})
         name, subnet = item.get("name"), item.get("subnet") or ""
         if not isinstance(name, str) or not re.match(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$", name):
             raise SpecError(where, "invalid network name %r" % (name,))
@@ -380,8 +379,7 @@ def component_from_dict(raw: Mapping[str, Any]) -> Component:
     raw = _mapping(raw, "component")
     name = _str(raw, "name", "", allow_empty=False)
     state = raw.get("state", "started")
-    if state not in STATES:
-        raise SpecError("state", "must be one of %s, got %r" % (", ".join(STATES), state))
+    check_choice(state, "state", STATES)
     engine = raw.get("engine", "docker")
     try:
         engine = check_engine(engine, "engine")

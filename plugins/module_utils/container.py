@@ -18,7 +18,7 @@ import posixpath
 import re
 import shlex
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 # Every engine mode (module_utils/engine_mode.py); a rootless mode renders like its binary.
 ENGINES = ("docker", "podman", "podman_rootless")
@@ -53,6 +53,20 @@ class SpecError(ValueError):
         super().__init__("%s: %s" % (field_name, message))
         self.field = field_name
         self.message = message
+
+
+def refuse_unknown_keys(raw: Mapping[str, Any], where: str, allowed: Iterable[str]) -> None:
+    """SpecError naming ``where`` when ``raw`` has keys outside ``allowed``."""
+    unknown = set(raw) - set(allowed)
+    if unknown:
+        raise SpecError(where, "unknown keys: %s" % ", ".join(sorted(unknown)))
+
+
+def check_choice(value: Any, where: str, choices: Sequence[str]) -> Any:
+    """``value`` when it is one of ``choices``, else SpecError naming ``where``."""
+    if value not in choices:
+        raise SpecError(where, "must be one of %s, got %r" % (", ".join(choices), value))
+    return value
 
 
 @dataclass(frozen=True)
@@ -98,12 +112,9 @@ def parse_probe(raw: Any) -> Optional[Probe]:
         return None
     if not isinstance(raw, Mapping):
         raise SpecError("healthcheck.probe", "must be a mapping with kind and port")
-    unknown = set(raw) - {"kind", "port", "path", "user", "database"}
-    if unknown:
-        raise SpecError("healthcheck.probe", "unknown keys: %s" % ", ".join(sorted(unknown)))
+    refuse_unknown_keys(raw, "healthcheck.probe", {"kind", "port", "path", "user", "database"})
     kind = raw.get("kind")
-    if kind not in PROBE_KINDS:
-        raise SpecError("healthcheck.probe.kind", "must be one of %s, got %r" % (", ".join(PROBE_KINDS), kind))
+    check_choice(kind, "healthcheck.probe.kind", PROBE_KINDS)
     port = raw.get("port")
     if isinstance(port, str) and port.isdigit():
         port = int(port)
@@ -280,9 +291,7 @@ def _parse_mounts(raw: Any) -> Tuple[Mount, ...]:
         where = "mounts[%d]" % index
         if not isinstance(item, Mapping):
             raise SpecError(where, "must be a mapping with source and target")
-        unknown = set(item) - {"source", "target", "read_only"}
-        if unknown:
-            raise SpecError(where, "unknown keys: %s" % ", ".join(sorted(unknown)))
+        refuse_unknown_keys(item, where, {"source", "target", "read_only"})
         mounts.append(
             Mount(
                 source=_require_abs_path(item.get("source"), where + ".source"),
@@ -301,9 +310,7 @@ def _parse_tmpfs(raw: Any) -> Tuple[Tmpfs, ...]:
             item = {"path": item}
         if not isinstance(item, Mapping):
             raise SpecError(where, "must be a path or a mapping with path/size/mode")
-        unknown = set(item) - {"path", "size", "mode"}
-        if unknown:
-            raise SpecError(where, "unknown keys: %s" % ", ".join(sorted(unknown)))
+        refuse_unknown_keys(item, where, {"path", "size", "mode"})
         size = item.get("size")
         if size is not None and not _SIZE_RE.match(str(size)):
             raise SpecError(where + ".size", "must look like 64m, got %r" % size)
@@ -345,9 +352,7 @@ def _parse_ports(raw: Any) -> Tuple[Port, ...]:
         where = "ports[%d]" % index
         if not isinstance(item, Mapping):
             raise SpecError(where, "must be a mapping with host_address, host_port, container_port")
-        unknown = set(item) - {"host_address", "host_port", "container_port", "protocol"}
-        if unknown:
-            raise SpecError(where, "unknown keys: %s" % ", ".join(sorted(unknown)))
+        refuse_unknown_keys(item, where, {"host_address", "host_port", "container_port", "protocol"})
         if not item.get("host_address"):
             # Publishing on every address by accident is how databases end up on the internet.
             raise SpecError(where + ".host_address", "is required: every published port is bound to an explicit address")
@@ -425,9 +430,7 @@ def _parse_healthcheck(raw: Any) -> Optional[HealthCheck]:
         return None
     if not isinstance(raw, Mapping):
         raise SpecError("healthcheck", "must be a mapping with a command")
-    unknown = set(raw) - {"command", "interval", "timeout", "retries", "start_period", "probe"}
-    if unknown:
-        raise SpecError("healthcheck", "unknown keys: %s" % ", ".join(sorted(unknown)))
+    refuse_unknown_keys(raw, "healthcheck", {"command", "interval", "timeout", "retries", "start_period", "probe"})
     command = _require_list(raw.get("command"), "healthcheck.command")
     if not command:
         raise SpecError("healthcheck.command", "must be a non-empty list (argv)")
@@ -582,8 +585,7 @@ def limit_flags(spec: ContainerSpec) -> List[str]:
 
 def create_argv(spec: ContainerSpec, engine: str, engine_path: str) -> List[str]:
     """The full ``<engine> create ...`` argv for a spec (no shell quoting applied)."""
-    if engine not in ENGINES:
-        raise SpecError("engine", "must be one of %s, got %r" % (", ".join(ENGINES), engine))
+    check_choice(engine, "engine", ENGINES)
     if not posixpath.isabs(engine_path):
         raise SpecError("engine_path", "must be an absolute path, got %r" % engine_path)
     argv = [engine_path, "create", "--name=%s" % spec.name, "--user=%s" % spec.user]

@@ -29,7 +29,13 @@ import re
 import uuid
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
 
-from ansible_collections.hearth.matrix.plugins.module_utils.container import ContainerSpec, SpecError, create_argv
+from ansible_collections.hearth.matrix.plugins.module_utils.container import (
+    ContainerSpec,
+    SpecError,
+    check_choice,
+    create_argv,
+    refuse_unknown_keys,
+)
 
 if TYPE_CHECKING:  # host_state imports component, which imports this module
     from ansible_collections.hearth.matrix.plugins.module_utils.host_state import Host
@@ -56,12 +62,9 @@ def image_check_from_dict(raw: Any) -> Optional[ImageCheck]:
         return None
     if not isinstance(raw, Mapping):
         raise SpecError("image_check", "must be a mapping, got %r" % (raw,))
-    unknown = set(raw) - {"kind", "variable", "config", "python"}
-    if unknown:
-        raise SpecError("image_check", "unknown keys: %s" % ", ".join(sorted(unknown)))
+    refuse_unknown_keys(raw, "image_check", {"kind", "variable", "config", "python"})
     kind = raw.get("kind")
-    if kind not in KINDS:
-        raise SpecError("image_check.kind", "must be one of %s, got %r" % (", ".join(KINDS), kind))
+    check_choice(kind, "image_check.kind", KINDS)
     variable = raw.get("variable")
     if not isinstance(variable, str) or not _VARIABLE_RE.match(variable):
         raise SpecError("image_check.variable", "must be a variable name, got %r" % (variable,))

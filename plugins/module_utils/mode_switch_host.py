@@ -51,19 +51,13 @@ def _remove_rootful(system: Any, facts: HostFacts, component: Component, dirs: D
         if runs_as_user(path):
             continue
         root = replace(facts, engine_path=engine_of_unit(path) or facts.engine_path, user_scope=False)
-        removed = _remove(system, root, name, path, report, quadlet=False) or removed
+        removed = remove_service(system, root, name, path, report) or removed
     for name, path, _instance in units_of_instances(dirs["quadlet_dir"], wanted, ".container"):
         root = replace(facts, engine_path=dirs["podman"] or facts.engine_path, user_scope=False)
-        removed = _remove(system, root, name, path, report, quadlet=True) or removed
+        removed = remove_quadlet_service(system, root, name, path, report) or removed
     if removed and not system.check_mode:
         daemon_reload(system, facts)
     return removed
-
-
-def _remove(host: Any, facts: HostFacts, name: str, path: str, report: Report, quadlet: bool) -> bool:
-    if quadlet:
-        return remove_quadlet_service(host, facts, name, path, report)
-    return remove_service(host, facts, name, path, report)
 
 
 def _remove_rootless(system: Any, facts: HostFacts, component: Component, old: IdMap, report: Report,
@@ -82,14 +76,13 @@ def _remove_rootless(system: Any, facts: HostFacts, component: Component, old: I
     runuser = system.get_bin_path("runuser")
     if not runuser:
         raise HostError(VARIABLE, "leaving a rootless mode needs runuser on the host to stop %s's services" % user)
+    as_user = run_as_argv(runuser, RootlessUser(user, home), old.user_uid)
     for name, path, _instance in found:
         engine = engine_of_unit(path) or facts.engine_path
-        host = UserHost(system, run_as_argv(runuser, RootlessUser(user, home), old.user_uid), engine, facts.systemctl)
-        _remove(host, replace(facts, engine_path=engine, user_scope=True), name, path, report, quadlet=False)
+        remove_service(UserHost(system, as_user, engine, facts.systemctl),
+                       replace(facts, engine_path=engine, user_scope=True), name, path, report)
     if not system.check_mode:
-        host = UserHost(system, run_as_argv(runuser, RootlessUser(user, home), old.user_uid), facts.engine_path,
-                        facts.systemctl)
-        daemon_reload(host, facts)
+        daemon_reload(UserHost(system, as_user, facts.engine_path, facts.systemctl), facts)
     return True
 
 

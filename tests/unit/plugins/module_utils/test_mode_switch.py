@@ -163,14 +163,19 @@ def test_rootful_runs_without_a_marker_do_nothing(tmp_path: Path) -> None:
     assert host.calls == [] and reports == {} and not (base / MARKER).exists()
 
 
-@needs_root
-def test_rootless_to_rootful_moves_the_owners_back(tmp_path: Path) -> None:
+def _deployed_rootless(tmp_path: Path) -> Path:
+    """A base directory marked as last deployed rootless. The user of that mapping is this
+    process's own (a real passwd entry): its unit dir under its home has no unit of ours."""
     base = tmp_path / "synapse"
     base.mkdir()
-    # The user of the old mapping is this process's own (a real passwd entry): its unit dir
-    # under its home has no unit of this instance.
     old = IdMap(os.getuid(), os.getgid(), IdRange(131072, 65536), IdRange(131072, 65536))
     (base / MARKER).write_text(marker_text(old))
+    return base
+
+
+@needs_root
+def test_rootless_to_rootful_moves_the_owners_back(tmp_path: Path) -> None:
+    base = _deployed_rootless(tmp_path)
     data = base / "data"
     data.mkdir()
     os.chown(data, 131072 + 990, 131072 + 990)
@@ -203,10 +208,7 @@ def test_a_system_unit_run_as_the_user_is_not_taken_for_a_rootful_one(tmp_path: 
 
 @needs_root
 def test_leaving_rootless_removes_a_socket_activated_service(tmp_path: Path) -> None:
-    base = tmp_path / "synapse"
-    base.mkdir()
-    old = IdMap(os.getuid(), os.getgid(), IdRange(131072, 65536), IdRange(131072, 65536))
-    (base / MARKER).write_text(marker_text(old))
+    base = _deployed_rootless(tmp_path)
     dirs = _dirs(tmp_path)
     unit = _rootful_unit(tmp_path, "hearth-synapse", base)
     socket_file = tmp_path / "system" / "hearth-synapse.socket"

@@ -29,6 +29,7 @@ from ansible_collections.hearth.matrix.plugins.module_utils.socket_state import 
     restart_socket,
     socket_plan,
 )
+from ansible_collections.hearth.matrix.tests.unit.plugins.module_utils.hosts import ScriptedHost
 
 USER_UNIT = """# Managed by hearth.matrix (component); local edits are overwritten.
 [Unit]
@@ -120,29 +121,19 @@ def test_udp_low_port_names_the_opt_in() -> None:
     assert str(caught.value).startswith("hearth_rootless_unprivileged_port_start: is needed for hearth-nginx-proxy")
 
 
-class Host:
-    def __init__(self, check_mode: bool = False) -> None:
-        self.check_mode = check_mode
-        self.calls: List[List[str]] = []
-
-    def run_command(self, argv: List[str], **_kwargs: Any) -> Any:
-        self.calls.append(list(argv))
-        return 0, "", ""
-
-
 def test_ensure_socket_writes_once_and_honours_check_mode(tmp_path: Path) -> None:
     plan = socket_plan(_proxy([80]), ACCOUNT, str(tmp_path))
     assert plan is not None
     report = Report()
-    assert ensure_socket(Host(check_mode=True), plan, report) is True
+    assert ensure_socket(ScriptedHost(check_mode=True), plan, report) is True
     assert not os.path.exists(plan.socket_path) and report.diffs
-    assert ensure_socket(Host(), plan, Report()) is True
+    assert ensure_socket(ScriptedHost(), plan, Report()) is True
     assert Path(plan.socket_path).read_text() == plan.socket_text
-    assert ensure_socket(Host(), plan, Report()) is False
+    assert ensure_socket(ScriptedHost(), plan, Report()) is False
 
 
 def test_restart_socket_stops_the_service_first() -> None:
-    host = Host()
+    host = ScriptedHost()
     restart_socket(host, FACTS, "hearth-nginx-proxy")
     assert [call[1:] for call in host.calls] == [
         ["stop", "hearth-nginx-proxy.service"], ["enable", "hearth-nginx-proxy.socket"],
@@ -151,7 +142,7 @@ def test_restart_socket_stops_the_service_first() -> None:
 
 def test_remove_takes_service_and_socket_but_not_a_rootful_unit(tmp_path: Path) -> None:
     (tmp_path / "hearth-nginx-proxy.service").write_text("rootful unit")
-    host = Host()
+    host = ScriptedHost()
     # No socket of ours: the unit is a rootful mode's, left to the migration.
     assert remove_socket_service(host, FACTS, "hearth-nginx-proxy", Report(), str(tmp_path)) is False
     assert (tmp_path / "hearth-nginx-proxy.service").exists() and host.calls == []
