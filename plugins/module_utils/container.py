@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 # Every engine mode (module_utils/engine_mode.py); a rootless mode renders like its binary.
-ENGINES = ("docker", "podman", "podman_rootless")
+ENGINES = ("docker", "podman", "podman_rootless", "docker_rootless")
 
 # Capabilities a spec may add back (Linux capabilities(7)); anything else is a typo or an
 # attempt to add something that no component of this stack should ever need.
@@ -549,6 +549,7 @@ _ENGINE_FLAGS = {
     "docker": {"log": ["--log-driver=none"]},
     "podman": {"log": ["--log-driver=none"]},
     "podman_rootless": {"log": ["--log-driver=none"]},
+    "docker_rootless": {"log": ["--log-driver=none"]},
 }
 
 

@@ -22,7 +22,7 @@ from ansible_collections.hearth.matrix.plugins.module_utils.engine_mode import E
 # option -> what it is (for docs and messages). Required unless it has a fallback below.
 SHARED_OPTIONS: Dict[str, str] = {
     "enabled": "true: the service is deployed and runs; false: its unit and container are removed (data stays)",
-    "engine": "docker, podman or podman_rootless",
+    "engine": "docker, podman, podman_rootless or docker_rootless",
     "service_name": "name of the systemd unit (without .service) and of the container",
     "image": "container image reference",
     "uid": "numeric user id the container runs as (never 0)",

@@ -24,6 +24,15 @@ from ansible_collections.hearth.matrix.plugins.module_utils.component import (
     File,
     Ownership,
 )
+from ansible_collections.hearth.matrix.plugins.module_utils.docker_rootless import (
+    DEBIAN_CONTRIB,
+    ENGINE_UNIT,
+    REQUIRED,
+    SETUP_SCRIPT,
+    engine_unit,
+    missing_commands,
+    path_dirs,
+)
 from ansible_collections.hearth.matrix.plugins.module_utils.engine_mode import (
     MIN_SUBIDS,
     IdMap,
@@ -103,7 +112,7 @@ def check_rootless(user: RootlessUser) -> Plan:
         usable = usable_range(found)
         if usable is None:
             have = "a range of %d" % found[0].count if found else "no range"
-            raise HostError(USER_VARIABLE, "user %s has %s in %s; rootless podman needs at least %d subordinate "
+            raise HostError(USER_VARIABLE, "user %s has %s in %s; a rootless engine needs at least %d subordinate "
                             "%ss (usermod --add-sub%ss START-END %s), or name another user"
                             % (user.name, have, path, MIN_SUBIDS, kind, kind, user.name))
         ranges[kind] = usable
@@ -253,6 +262,41 @@ def copy_image_from_root(module: Any, host: UserHost, engine_path: str, image: s
     return True
 
 
+def ensure_user_dockerd(module: Any, host: UserHost, plan: Plan, systemctl: str, report: Report) -> None:
+    """docker_rootless: the user's docker.service written, enabled and running (restarted
+    when its unit changed), before any container unit needs it."""
+    script = module.get_bin_path(SETUP_SCRIPT, opt_dirs=[DEBIAN_CONTRIB]) or ""
+    text = engine_unit(script, path_dirs(script), module.get_bin_path("fuse-overlayfs"))
+    path = os.path.join(plan.unit_dir, ENGINE_UNIT)
+    changed = _read(path) != text
+    ensure_file(module, File(path=path, own=Ownership(str(plan.uid), str(plan.gid), "0644"), content=text,
+                             restart=False), report)
+    if module.check_mode:
+        return
+    if changed:
+        _run(host, [systemctl, "daemon-reload"], "hearth_engine")
+    rc, _out, _err = host.run_command([systemctl, "is-enabled", "--quiet", ENGINE_UNIT])
+    if rc != 0:
+        report.changes.append("rootless dockerd: enabled")
+        _run(host, [systemctl, "enable", ENGINE_UNIT], "hearth_engine")
+    rc, _out, _err = host.run_command([systemctl, "is-active", "--quiet", ENGINE_UNIT])
+    if rc != 0 or changed:
+        report.changes.append("rootless dockerd: %s" % ("started" if rc != 0 else "restarted"))
+        _run(host, [systemctl, "restart" if rc == 0 else "start", ENGINE_UNIT], "hearth_engine")
+
+
+def _engine_refusal(module: Any, mode: str, engine_path: str) -> Optional[str]:
+    """Why the rootless mode cannot run its containers on this host, or None (before any change)."""
+    if engine_binary(mode) == "docker":
+        found = {command: module.get_bin_path(command) for command, _package in REQUIRED}
+        found[SETUP_SCRIPT] = module.get_bin_path(SETUP_SCRIPT, opt_dirs=[DEBIAN_CONTRIB])
+        return missing_commands(found)
+    rc, out, _err = module.run_command([engine_path, "version", "--format", "{{.Client.Version}}"])
+    refusal = network_helper_refusal(mode, parse_version(out) if rc == 0 else (),
+                                     {name: bool(module.get_bin_path(name)) for name in ("pasta", "slirp4netns")})
+    return refusal[len("hearth_engine "):] if refusal else None
+
+
 def _role_of(component: Component) -> str:
     """The role whose <role>_* variables a component comes from (its instance names it)."""
     return component.instance.split("@", 1)[0] if component.instance else component.name
@@ -267,7 +311,7 @@ def _unenforceable(module: Any, component: Component) -> Component:
     dropped = unenforced_limits(_role_of(component), spec.memory, spec.pids_limit, spec.cpu_shares)
     if not dropped:
         return component
-    module.warn("%s: not enforced by rootless podman on this cgroup v1 host (no delegated controllers): %s; "
+    module.warn("%s: not enforced by a rootless engine on this cgroup v1 host (no delegated controllers): %s; "
                 "use a cgroup v2 host or a rootful engine mode for these limits" % (component.name, ", ".join(dropped)))
     return replace(component, container=replace(spec, memory=None, pids_limit=None, cpu_shares=None))
 
@@ -289,35 +333,41 @@ def setup_engine_mode(module: Any, components: List[Component]) -> Tuple[Any, Li
     low = low_ports(ports, user.unprivileged_port_start)
     # Without the opt-in, low ports are socket-activated (socket_state.py); an opt-in that is
     # set but too high for a published port is an error.
+    if low and user.unprivileged_port_start is None and engine_binary(modes[0]) == "docker":
+        name, port = low[0]
+        raise HostError(PORT_VARIABLE, "is needed for %s with hearth_engine docker_rootless: it publishes port %d, and a "
+                        "rootless dockerd can neither bind it nor take it from systemd (socket activation needs "
+                        "podman_rootless); set it to %d or lower (host-wide), or publish ports >= 1024"
+                        % (name, port, min(p for _n, p in low)))
     if low and user.unprivileged_port_start is not None:
         name, port = low[0]
         raise HostError(PORT_VARIABLE, "must be %d or lower: %s publishes port %d, which a rootless engine cannot "
                         "bind (the kernel's net.ipv4.ip_unprivileged_port_start is 1024 unless this opt-in lowers it "
                         "for the whole host), or publish ports >= 1024" % (min(p for _n, p in low), name, port))
-    runuser, podman = module.get_bin_path("runuser"), module.get_bin_path(engine_binary(modes[0]))
+    runuser, engine_path = module.get_bin_path("runuser"), module.get_bin_path(engine_binary(modes[0]))
     systemctl = module.get_bin_path("systemctl")
-    if not (runuser and podman and systemctl):
+    if not (runuser and engine_path and systemctl):
         raise HostError("hearth_engine", "%s needs runuser, %s and systemctl on the host"
                         % (modes[0], engine_binary(modes[0])))
-    rc, out, _err = module.run_command([podman, "version", "--format", "{{.Client.Version}}"])
-    refusal = network_helper_refusal(modes[0], parse_version(out) if rc == 0 else (),
-                                     {name: bool(module.get_bin_path(name)) for name in ("pasta", "slirp4netns")})
+    refusal = _engine_refusal(module, modes[0], engine_path)
     if refusal:
-        raise HostError("hearth_engine", refusal[len("hearth_engine "):])
+        raise HostError("hearth_engine", refusal)
     bins = {name: module.get_bin_path(name) for name in ("useradd", "usermod", "loginctl", "sysctl", "fuse-overlayfs")}
     bins["systemctl"] = systemctl
     report = Report()
     plan = prepare_rootless(module, bins, user, plan, report)
-    host = user_host(module, runuser, user, plan, podman, systemctl)
+    host = user_host(module, runuser, user, plan, engine_path, systemctl)
     host.params = dict(module.params, unit_dir=plan.unit_dir)
     host.idmap = plan.idmap   # what the data's owners must be (mode_switch_host)
     host.account = RootlessAccount(user.name, plan.uid, plan.home, user.unprivileged_port_start)
     mapped = [_unenforceable(module, remap(c, plan.idmap)) for c in components]
+    if engine_binary(modes[0]) == "docker" and (plan.exists or not module.check_mode):
+        ensure_user_dockerd(module, host, plan, systemctl, report)
     if plan.exists or not module.check_mode:
         for image in sorted({c.image for c in mapped if c.state == "started" and c.container is not None}):
-            rc, _out, _err = host.run_command([podman, "image", "inspect", "--format", "{{.Id}}", image])
+            rc, _out, _err = host.run_command([engine_path, "image", "inspect", "--format", "{{.Id}}", image])
             if rc != 0:
                 report.changes.append("image %s: copied from root's store" % image)
                 if not module.check_mode:
-                    copy_image_from_root(module, host, podman, image, plan.home)
+                    copy_image_from_root(module, host, engine_path, image, plan.home)
     return host, mapped, report

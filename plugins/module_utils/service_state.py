@@ -29,7 +29,9 @@ from ansible_collections.hearth.matrix.plugins.module_utils.unit import (
     render_unit,
 )
 
-ENGINE_UNITS = {"docker": "docker.service", "podman": "", "podman_rootless": ""}
+# The unit the engine's daemon runs as, in the units' own systemd instance: a rootless
+# docker's dockerd is the service user's docker.service (rootless_host.py writes it).
+ENGINE_UNITS = {"docker": "docker.service", "podman": "", "podman_rootless": "", "docker_rootless": "docker.service"}
 RELOAD_LINE_PREFIX = "ExecStartPost=-"
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from typing import Optional, Sequence, Tuple
 
-from ansible_collections.hearth.matrix.plugins.module_utils.engine_mode import is_rootless
 
 # The first fd systemd passes (SD_LISTEN_FDS_START).
 FIRST_FD = 3
@@ -34,9 +33,11 @@ MARKER = "# Managed by hearth.matrix (component); local edits are overwritten."
 
 
 def activated(engine: str, host_ports: Sequence[int], port_start: Optional[int]) -> bool:
-    """Socket activation: a rootless mode publishes a port it may not bind and the host-wide
-    opt-in (hearth_rootless_unprivileged_port_start) is not set."""
-    return is_rootless(engine) and port_start is None and any(int(port) < 1024 for port in host_ports)
+    """Socket activation: rootless podman publishes a port it may not bind and the host-wide
+    opt-in (hearth_rootless_unprivileged_port_start) is not set. Not rootless docker: its
+    client only asks dockerd to create the container, so no inherited fd reaches it."""
+    return (engine == "podman_rootless" and port_start is None
+            and any(int(port) < 1024 for port in host_ports))
 
 
 def listen_address(address: str, port: int) -> str:

@@ -282,6 +282,9 @@ def render_unit(spec: UnitSpec) -> str:
     lines += ["[Service]", "Type=simple"]
     if spec.engine == "docker":
         lines += list(DOCKER_CLIENT_SANDBOX)
+    elif spec.engine == "docker_rootless":
+        # The user's dockerd (docker_rootless.py); %t is the user's runtime directory.
+        lines.append("Environment=DOCKER_HOST=unix://%t/docker.sock")
     # A container left over from a crash or an older unit would make `create` fail.
     lines.append("ExecStartPre=-%s" % exec_line([engine, "rm", "--force", name]))
     lines.append("ExecStartPre=%s" % exec_line(create_argv(spec.container, spec.engine, engine)))

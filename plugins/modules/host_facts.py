@@ -17,14 +17,14 @@ description:
   - Reports the systemd version, the cgroup version, whether the engine answers, and
     whether Ansible runs as root.
   - For a rootless engine mode, C(engine_argv) runs the engine as O(rootless_user) with its
-    own storage (C(runuser) with C(HOME) and C(XDG_RUNTIME_DIR)).
+    own storage (C(runuser) with C(HOME), C(XDG_RUNTIME_DIR) and C(DOCKER_HOST)).
   - Sets the fact C(hearth_host). Never changes anything.
 options:
   engine:
     description: The container engine the stack uses.
     type: str
     required: true
-    choices: [docker, podman, podman_rootless]
+    choices: [docker, podman, podman_rootless, docker_rootless]
   rootless_user:
     description: The service user of a rootless engine mode (C(hearth_rootless_user)).
     type: str
@@ -121,7 +121,7 @@ from ansible_collections.hearth.matrix.plugins.module_utils.engine_mode import (
     run_as_argv,
 )
 
-_ENGINE_UNITS = {"docker": "docker.service", "podman": "", "podman_rootless": ""}
+_ENGINE_UNITS = {"docker": "docker.service", "podman": "", "podman_rootless": "", "docker_rootless": "docker.service"}
 
 
 def _systemd_version(module: AnsibleModule) -> int:
@@ -172,7 +172,7 @@ def gather(module: AnsibleModule, engine: str, rootless_user: str = "hearth") ->
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={"engine": {"type": "str", "required": True, "choices": ["docker", "podman", "podman_rootless"]},
+        argument_spec={"engine": {"type": "str", "required": True, "choices": ["docker", "podman", "podman_rootless", "docker_rootless"]},
                        "rootless_user": {"type": "str", "default": "hearth"}},
         supports_check_mode=True,
     )

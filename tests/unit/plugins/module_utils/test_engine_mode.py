@@ -30,14 +30,14 @@ from ansible_collections.hearth.matrix.plugins.module_utils.engine_mode import (
 )
 
 
-@pytest.mark.parametrize("mode", ["docker", "podman", "podman_rootless"])
+@pytest.mark.parametrize("mode", ["docker", "podman", "podman_rootless", "docker_rootless"])
 def test_known_modes_pass(mode: str) -> None:
     assert check_engine(mode, "hearth_engine") == mode
 
 
 @pytest.mark.parametrize("value, fragment", [
-    ("docker_rootless", "hearth_engine docker_rootless is not implemented yet; choose one of docker, podman, podman_rootless"),
-    ("lxc", "hearth_engine must be one of docker, podman, podman_rootless, got 'lxc'"),
+    ("lxc", "hearth_engine must be one of docker, podman, podman_rootless, docker_rootless, got 'lxc'"),
+    ("docker-rootless", "hearth_engine must be one of docker, podman, podman_rootless, docker_rootless, got 'docker-rootless'"),
     (None, "hearth_engine must be one of"),
 ])
 def test_other_modes_name_the_variable_in_one_line(value: object, fragment: str) -> None:
@@ -106,7 +106,7 @@ def test_settings_defaults_and_errors() -> None:
 def test_run_as_and_unit_dir() -> None:
     argv = run_as_argv("/usr/sbin/runuser", RootlessUser("hearth", "/var/lib/hearth"), 999)
     assert argv == ["/usr/sbin/runuser", "-u", "hearth", "--", "env", "-C", "/var/lib/hearth", "HOME=/var/lib/hearth",
-                    "XDG_RUNTIME_DIR=/run/user/999"]
+                    "XDG_RUNTIME_DIR=/run/user/999", "DOCKER_HOST=unix:///run/user/999/docker.sock"]
     assert user_unit_dir("/var/lib/hearth/") == "/var/lib/hearth/.config/systemd/user"
 
 

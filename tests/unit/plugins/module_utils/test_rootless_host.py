@@ -5,9 +5,10 @@
 
 from __future__ import annotations
 
+import os
 import pwd
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Sequence
 
 import pytest
 
@@ -103,21 +104,23 @@ def test_user_host_runs_engine_and_systemctl_as_the_user() -> None:
 
 
 class FakeModule(ScriptedHost):
-    def __init__(self, params: Dict[str, Any]) -> None:
+    def __init__(self, params: Dict[str, Any], missing: Sequence[str] = ()) -> None:
         super().__init__()
         self.params = params
         self.warnings: List[str] = []
+        self.missing = set(missing)
+        self.check_mode = False
 
-    def get_bin_path(self, name: str) -> str:
-        return "/usr/bin/" + name
+    def get_bin_path(self, name: str, required: bool = False, opt_dirs: Optional[List[str]] = None) -> Optional[str]:
+        return None if name in self.missing else "/usr/bin/" + name
 
     def warn(self, text: str) -> None:
         self.warnings.append(text)
 
 
-def _proxy(port: int) -> Any:
+def _proxy(port: int, engine: str = "podman_rootless") -> Any:
     return component_from_dict({
-        "name": "hearth-nginx-proxy", "engine": "podman_rootless", "instance": "nginx_proxy@/opt/x",
+        "name": "hearth-nginx-proxy", "engine": engine, "instance": "nginx_proxy@/opt/x",
         "container": {"image": "nginx", "user": "101:101", "memory": "256m",
                       "ports": [{"host_address": "0.0.0.0", "host_port": port, "container_port": 8443}]},
     })
@@ -162,3 +165,58 @@ def test_limits_on_cgroup_v1_are_dropped_with_a_warning(monkeypatch: pytest.Monk
 def test_storage_conf_uses_fuse_overlayfs_when_installed() -> None:
     assert 'mount_program = "/usr/bin/fuse-overlayfs"' in rh.storage_conf("/usr/bin/fuse-overlayfs")
     assert "mount_program" not in rh.storage_conf(None) and 'driver = "overlay"' in rh.storage_conf(None)
+
+
+def test_docker_rootless_low_port_without_opt_in_names_the_variable(subids: Dict[str, Path],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rootless docker cannot take sockets from systemd: a low port needs the opt-in, said
+    before anything runs on the host."""
+    _user_exists(monkeypatch)
+    subids["uid"].write_text("hearth:100000:65536\n")
+    subids["gid"].write_text("hearth:100000:65536\n")
+    module = FakeModule({"rootless": {"user": "hearth"}, "unit_dir": "/etc/systemd/system"})
+    with pytest.raises(HostError) as caught:
+        rh.setup_engine_mode(module, [_proxy(443, "docker_rootless")])
+    assert str(caught.value).startswith("hearth_rootless_unprivileged_port_start: is needed for hearth-nginx-proxy "
+                                        "with hearth_engine docker_rootless: it publishes port 443")
+    assert "\n" not in str(caught.value) and module.calls == []
+
+
+def test_docker_rootless_without_rootlesskit_names_the_package(subids: Dict[str, Path],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    _user_exists(monkeypatch)
+    subids["uid"].write_text("hearth:100000:65536\n")
+    subids["gid"].write_text("hearth:100000:65536\n")
+    module = FakeModule({"rootless": {"user": "hearth"}, "unit_dir": "/etc/systemd/system"},
+                        missing=["rootlesskit", "dockerd-rootless.sh"])
+    with pytest.raises(HostError) as caught:
+        rh.setup_engine_mode(module, [_proxy(8443, "docker_rootless")])
+    assert str(caught.value) == ("hearth_engine: docker_rootless needs rootlesskit, dockerd-rootless.sh on the host: "
+                                 "install the Debian packages docker.io (/usr/share/docker.io/contrib) or "
+                                 "docker-ce-rootless-extras, rootlesskit")
+    assert module.calls == []
+
+
+def test_user_dockerd_is_written_enabled_and_started_once(tmp_path: Path) -> None:
+    plan = rh.Plan(uid=os.getuid(), gid=os.getgid(), home=str(tmp_path), exists=True,
+                   idmap=IdMap(1000, 1000, IdRange(100000, 65536), IdRange(100000, 65536)))
+    os.makedirs(plan.unit_dir)
+    module = FakeModule({})
+    user = rh.UserHost(module, ["runuser", "-u", "hearth", "--"], "/usr/bin/docker", "/bin/systemctl")
+    module.answer(["runuser", "-u", "hearth", "--", "/bin/systemctl", "--user", "is-enabled"], (1, "", ""))
+    module.answer(["runuser", "-u", "hearth", "--", "/bin/systemctl", "--user", "is-active"], (3, "", ""))
+    report = rh.Report()
+    rh.ensure_user_dockerd(module, user, plan, "/bin/systemctl", report)
+    text = (Path(plan.unit_dir) / "docker.service").read_text()
+    assert "ExecStart=/usr/bin/dockerd-rootless.sh --storage-driver=fuse-overlayfs" in text
+    assert "Environment=DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER=slirp4netns" in text
+    verbs = [call[5:] for call in module.calls if call[:4] == ["runuser", "-u", "hearth", "--"]]
+    assert verbs == [["--user", "daemon-reload"], ["--user", "is-enabled", "--quiet", "docker.service"],
+                     ["--user", "enable", "docker.service"], ["--user", "is-active", "--quiet", "docker.service"],
+                     ["--user", "start", "docker.service"]]
+    assert report.changed
+    # Converged: the unit as it is, enabled and running -> nothing to do, nothing restarted.
+    again, quiet = FakeModule({}), rh.Report()
+    user = rh.UserHost(again, ["runuser", "-u", "hearth", "--"], "/usr/bin/docker", "/bin/systemctl")
+    rh.ensure_user_dockerd(again, user, plan, "/bin/systemctl", quiet)
+    assert not quiet.changed and [c[5:7] for c in again.calls] == [["--user", "is-enabled"], ["--user", "is-active"]]

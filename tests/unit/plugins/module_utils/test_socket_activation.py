@@ -58,6 +58,7 @@ FACTS = HostFacts(engine="podman_rootless", engine_path="/usr/bin/podman", sh_pa
     ("podman_rootless", [8080, 8443], None, False),     # nothing below 1024
     ("podman", [80, 443], None, False),                 # rootful binds any port
     ("docker", [80], None, False),
+    ("docker_rootless", [80, 443], None, False),     # no fd reaches a docker container
 ])
 def test_activated_only_rootless_low_ports_without_opt_in(engine: str, ports: List[int], start: Any,
                                                           expected: bool) -> None:

@@ -84,6 +84,19 @@ def test_exec_lines_sequence_and_absolute_paths() -> None:
             assert value.lstrip("-").startswith("/"), (key, value)
 
 
+def test_rootless_docker_unit_talks_to_the_users_dockerd() -> None:
+    """A user unit: the user's docker.service, its socket under %t, no root-only sandbox, and
+    the readiness wait through the engine (the stack network is in the user's namespace)."""
+    spec = unit_spec("docker_rootless", {"address": "10.89.91.10",
+                                         "healthcheck": {"command": ["true"], "probe": {"kind": "tcp", "port": 8008}}},
+                     paths=DOCKER, scope="user")
+    text = render_unit(spec)
+    assert directives(text, "Environment") == ["DOCKER_HOST=unix://%t/docker.sock"]
+    assert directives(text, "Requires") == ["docker.service"] and "PrivateNetwork=yes" not in text
+    assert directives(text, "WantedBy") == ["default.target"]
+    assert "/usr/bin/docker exec hearth-synapse true" in directives(text, "ExecStartPost")[0]
+
+
 def test_podman_unit_has_no_engine_daemon_dependency() -> None:
     text = render_unit(unit_spec("podman"))
     assert "docker" not in text

@@ -69,7 +69,7 @@ def test_find_errors_name_the_variable(tmp_path: Path) -> None:
     result, _calls = _run({"step": "find", "base_dir": "pg", "image": IMAGE}, [])
     assert result["failed"] and result["msg"].startswith("postgres_base_dir must be an absolute path")
     result, _calls = _run({"step": "find", "base_dir": base, "image": IMAGE, "engine": "dockr"}, [])
-    assert result["failed"] and result["msg"] == "postgres_engine must be one of docker, podman, podman_rootless, got 'dockr'"
+    assert result["failed"] and result["msg"] == "postgres_engine must be one of docker, podman, podman_rootless, docker_rootless, got 'dockr'"
 
 
 def test_check_and_the_changing_steps_in_check_mode(tmp_path: Path) -> None:
