@@ -89,7 +89,7 @@ def test_rootless_docker_unit_talks_to_the_users_dockerd() -> None:
     the readiness wait through the engine (the stack network is in the user's namespace)."""
     spec = unit_spec("docker_rootless", {"address": "10.89.91.10",
                                          "healthcheck": {"command": ["true"], "probe": {"kind": "tcp", "port": 8008}}},
-                     paths=DOCKER, scope="user")
+                     paths=DOCKER, scope="user", engine_unit="docker.service")
     text = render_unit(spec)
     assert directives(text, "Environment") == ["DOCKER_HOST=unix://%t/docker.sock"]
     assert directives(text, "Requires") == ["docker.service"] and "PrivateNetwork=yes" not in text
