@@ -71,7 +71,7 @@ def test_bad_input_names_the_variable_before_any_change(rootless_target: BedTarg
     """An unknown or unbuilt mode, and a service user without a subordinate range: one line
     naming the variable, and nothing on the host changed (no base dir, no linger, no range)."""
     base = dict(BASE_VARS)
-    for engine in ("docker_rootless", "lxc"):
+    for engine in ("podman-rootless", "lxc"):
         run = run_playbook(rootless_target.inventory, PLAYBOOKS / "site.yml", dict(base, hearth_engine=engine))
         assert run.rc != 0 and "hearth_engine" in run.output and engine in run.output, run.tail(30)
     rootless_target.sh("useradd --system --create-home --home-dir /var/lib/%s %s && sed -i '/^%s:/d' /etc/subuid /etc/subgid"
