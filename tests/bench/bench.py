@@ -5,7 +5,7 @@
 
     scripts/bench [--engine docker,podman] [--runs 3] [--proxy-seconds 10] [--proxy-rounds 3]
     scripts/bench --runs 0          # only the proxy figure (5.)
-    scripts/bench --modes podman_rootless,podman_quadlet   # and the other engine modes
+    scripts/bench --modes podman_rootless,docker_rootless,podman_quadlet   # and the other engine modes
 
 
 Every run starts a fresh bed target (images already loaded, as on a server that pulled

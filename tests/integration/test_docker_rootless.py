@@ -4,8 +4,9 @@
 """hearth_engine: docker_rootless on the Debian 12 target (base stack), one target.
 
 Runs on the docker target only (the mode is docker's). The tests run in file order on one
-target: bad input first (nothing may change), then the converge and the checks that build on
-it (round trip, the client's address, hardening and host owners, re-run, kill, reboot).
+target: bad input first (nothing may change), then a rootful docker converge switched to
+docker_rootless, and the checks that build on it (round trip, data kept over the switch, the
+client's address, hardening and host owners, re-run, kill, reboot).
 
 The service user's dockerd (RootlessKit, slirp4netns port driver) publishes the proxy's ports
 itself, so the host-wide opt-in hearth_rootless_unprivileged_port_start is set: a docker
@@ -26,7 +27,7 @@ import pytest
 from conftest import ADMIN_PASSWORD, ADMIN_USER, ENGINES, MATRIX_HOSTNAME, SERVER_NAME, BASE_VARS, BedTarget, Stack, \
     converged_stack, target_factory
 from harness import LoopbackNames, run_playbook, PLAYBOOKS, ssl_context, wait_for
-from matrix_client import round_trip
+from matrix_client import messages_in, round_trip
 
 pytestmark = pytest.mark.skipif("docker" not in ENGINES, reason="docker_rootless needs the docker target")
 
@@ -42,9 +43,28 @@ def docker_rootless_target(bed_images: Dict[str, object]) -> Iterator[BedTarget]
         yield bed_target
 
 
+KEPT = "/opt/hearth-matrix/secrets /opt/hearth-matrix/synapse/keys /opt/hearth-matrix/postgres/secrets"
+_before_switch: Dict[str, str] = {}
+
+
+def _kept(bed: BedTarget) -> str:
+    """Checksums of the stack's secrets and keys (the same files must survive the switch)."""
+    _rc, out = bed.sh("find %s -type f | sort | xargs sha256sum" % KEPT)
+    assert len(out.splitlines()) >= 4, out
+    return out
+
+
 @pytest.fixture(scope="module")
 def docker_rootless_stack(docker_rootless_target: BedTarget) -> Stack:
-    return converged_stack(docker_rootless_target, ROOTLESS)
+    """Rootful docker first (a message sent, the keys' checksums taken), then the switch to
+    docker_rootless: the way an existing deployment moves."""
+    stack = converged_stack(docker_rootless_target, {"hearth_engine": "docker"})
+    sent = _round_trip(stack)
+    _before_switch.update(body=sent.body, room=sent.room_id, kept=_kept(docker_rootless_target))
+    stack.extra_vars.update(ROOTLESS)
+    run = stack.converge()
+    assert run.rc == 0 and run.failed == 0, "the switch to docker_rootless failed:\n" + run.tail(80)
+    return stack
 
 
 def _as_user(bed: BedTarget, command: str, check: bool = True) -> str:
@@ -104,6 +124,22 @@ def _request_from_the_bed_host(stack: Stack, marker: str) -> str:
                 response += chunk
             assert response.startswith(b"HTTP/1.1 200"), response[:200]
             return str(tls.getsockname()[0])
+
+
+def test_switch_from_rootful_kept_data_keys_and_secrets(docker_rootless_stack: Stack) -> None:
+    """The rootful services and containers are gone, every secret and key is the same byte for
+    byte, owned by the mapped uid now, and the message sent before the switch is read after it."""
+    bed = docker_rootless_stack.bed
+    assert bed.engine_cmd("ps --all --format '{{.Names}}'")[1].split() == []
+    _rc, units = bed.sh("ls /etc/systemd/system/ | grep '^hearth-' || true")
+    assert units.split() == [], units
+    assert _kept(bed) == _before_switch["kept"]
+    start = int(bed.sh("grep ^%s: /etc/subuid | cut -d: -f2" % USER)[1])
+    assert int(bed.sh("stat -c %u /opt/hearth-matrix/synapse/keys/signing.key")[1]) == start + 990
+    with LoopbackNames([MATRIX_HOSTNAME, SERVER_NAME]):
+        seen = messages_in(docker_rootless_stack.base_url, "@%s:%s" % (ADMIN_USER, SERVER_NAME), ADMIN_PASSWORD,
+                           ssl_context(docker_rootless_stack.ca_file), _before_switch["room"])
+    assert _before_switch["body"] in seen
 
 
 def test_proxy_and_synapse_see_the_real_client_address(docker_rootless_stack: Stack) -> None:

@@ -23,6 +23,9 @@ from .stack import BenchFailure, BenchStack
 MODES: Dict[str, Tuple[str, str, Dict[str, Any], str]] = {
     "podman_rootless": ("podman", "bookworm",
                         {"hearth_engine": "podman_rootless", "hearth_rootless_unprivileged_port_start": 80}, "hearth"),
+    # Rootless docker cannot take sockets from systemd: the opt-in is its only way to 443.
+    "docker_rootless": ("docker", "bookworm",
+                        {"hearth_engine": "docker_rootless", "hearth_rootless_unprivileged_port_start": 80}, "hearth"),
     # Quadlet needs podman >= 4.4: Debian 13's (Debian 12 has 4.3).
     "podman_quadlet": ("podman", "trixie", {"hearth_podman_quadlet": True}, ""),
 }

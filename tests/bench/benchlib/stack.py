@@ -64,8 +64,8 @@ class BenchStack:
         """``argv`` as the service user, with its systemd instance and engine (rootless)."""
         if not self.user:
             return argv
-        return ["sh", "-c", 'cd / && exec runuser -u %s -- env XDG_RUNTIME_DIR=/run/user/$(id -u %s) "$@"'
-                % (self.user, self.user), "sh"] + argv
+        return ["sh", "-c", 'cd / && uid=$(id -u %s) && exec runuser -u %s -- env XDG_RUNTIME_DIR=/run/user/$uid '
+                'DOCKER_HOST=unix:///run/user/$uid/docker.sock "$@"' % (self.user, self.user), "sh"] + argv
 
     def units(self) -> Dict[str, UnitState]:
         argv = show_argv(STACK_UNITS)
