@@ -33,8 +33,8 @@ def test_engine_unit_keeps_client_addresses_and_waits_for_dockerd() -> None:
 
 
 def test_path_dirs_lists_each_directory_once() -> None:
-    assert path_dirs("/usr/bin/dockerd-rootless.sh") == ["/usr/bin", "/usr/local/sbin", "/usr/local/bin",
-                                                        "/usr/sbin", "/sbin", "/bin"]
+    expected = ["/usr/bin", "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/sbin", "/bin"]
+    assert path_dirs("/usr/bin/dockerd-rootless.sh") == expected
 
 
 def test_missing_commands_name_their_packages() -> None:
