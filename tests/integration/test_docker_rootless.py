@@ -188,6 +188,13 @@ def test_hardened_inside_and_nothing_root_outside(docker_rootless_stack: Stack) 
     stack_words = ("rootlesskit", "slirp4netns", "synapse", "nginx", "postgres")
     rooted = [args for owner, args in procs if owner == 0 and any(word in args for word in stack_words)]
     assert rooted == [], rooted
+    # The unit's own process (the docker client) is sandboxed: no new privileges, a user
+    # namespace of its own (one uid mapped), a read-only /usr.
+    pid = _as_user(bed, "systemctl --user show --property=MainPID --value hearth-synapse.service").strip()
+    _rc, status = bed.sh("grep NoNewPrivs /proc/%s/status; wc -l < /proc/%s/uid_map; "
+                         "nsenter -t %s -m -U --preserve-credentials touch /usr/hearth-probe 2>&1 || true" % (pid, pid, pid))
+    assert "NoNewPrivs:\t1" in status and status.splitlines()[1].strip() == "1", status
+    assert "Read-only file system" in status, status
     _rc, owners = bed.sh("stat -c '%u %a %n' /opt/hearth-matrix/synapse/keys/*")
     for line in owners.splitlines():
         assert int(line.split()[0]) == start + 990 and line.split()[1][-1] == "0", line

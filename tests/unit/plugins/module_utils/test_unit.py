@@ -93,6 +93,7 @@ def test_rootless_docker_unit_talks_to_the_users_dockerd() -> None:
     text = render_unit(spec)
     assert directives(text, "Environment") == ["DOCKER_HOST=unix://%t/docker.sock"]
     assert directives(text, "Requires") == ["docker.service"] and "PrivateNetwork=yes" not in text
+    assert directives(text, "PrivateUsers") == ["yes"] and directives(text, "ProtectSystem") == ["strict"]
     assert directives(text, "WantedBy") == ["default.target"]
     assert "/usr/bin/docker exec hearth-synapse true" in directives(text, "ExecStartPost")[0]
 
