@@ -123,10 +123,11 @@ class BedTarget:
         assert host["PidsLimit"] == defaults["%s_pids_limit" % role], (container, host["PidsLimit"])
 
 
-def _start_target(engine: str, purpose: str, components: Optional[List[str]] = None) -> BedTarget:
+def _start_target(engine: str, purpose: str, components: Optional[List[str]] = None,
+                  os_name: str = "bookworm") -> BedTarget:
     workdir = Path(tempfile.mkdtemp(prefix="hearth-%s-%s-" % (purpose, engine)))
     name = "%s-%s-%s" % (RUN_ID, purpose, engine)
-    target = bed.up(name, engine, workdir, owner_pid=os.getpid(), components=components)
+    target = bed.up(name, engine, workdir, owner_pid=os.getpid(), components=components, os_name=os_name)
     return BedTarget(target=target, workdir=workdir)
 
 
@@ -138,9 +139,11 @@ def _stop_target(bed_target: BedTarget) -> None:
 
 
 @contextlib.contextmanager
-def target_factory(engine: str, purpose: str, components: Optional[List[str]] = None) -> Iterator[BedTarget]:
-    """A target; ``components``: the bed images loaded into it (default: every component's)."""
-    bed_target = _start_target(engine, purpose, components)
+def target_factory(engine: str, purpose: str, components: Optional[List[str]] = None,
+                   os_name: str = "bookworm") -> Iterator[BedTarget]:
+    """A target; ``components``: the bed images loaded into it (default: every component's);
+    ``os_name``: its Debian release (bed.py's TARGET_IMAGES)."""
+    bed_target = _start_target(engine, purpose, components, os_name)
     try:
         yield bed_target
     finally:

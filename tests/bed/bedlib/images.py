@@ -70,9 +70,10 @@ IMAGES: dict[str, Image] = {
     BASE_TRIXIE: Image(BASE, "debian", "trixie", parent=""),
     TARGET: Image(TARGET, "target", "test"),
     # Debian 13's netavark sets up container networks with nft; its rootless podman 5 runs
-    # pasta (package passt) for each container network namespace.
+    # pasta (package passt) for each container network namespace; its docker.io has the
+    # daemon only (the client is docker-cli, a recommendation).
     TARGET_TRIXIE: Image(TARGET, TARGET_TRIXIE, "test", parent=BASE_TRIXIE,
-                         build_args=(("EXTRA_PACKAGES", "nftables passt"),)),
+                         build_args=(("EXTRA_PACKAGES", "nftables passt docker-cli"),)),
     **{name: Image(name, name, "test") for name in COMPONENTS},
     SYNAPSE_PREVIOUS: Image(SYNAPSE_PREVIOUS, SYNAPSE_PREVIOUS, "test", containerfile_from="synapse"),
     # The postgres recipe for another major: Debian 13's postgresql-17.
