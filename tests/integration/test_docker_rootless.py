@@ -57,11 +57,18 @@ def _kept(bed: BedTarget) -> str:
 @pytest.fixture(scope="module")
 def docker_rootless_stack(docker_rootless_target: BedTarget) -> Stack:
     """Rootful docker first (a message sent, the keys' checksums taken), then the switch to
-    docker_rootless: the way an existing deployment moves."""
+    docker_rootless, in check mode and for real: the way an existing deployment moves."""
     stack = converged_stack(docker_rootless_target, {"hearth_engine": "docker"})
     sent = _round_trip(stack)
     _before_switch.update(body=sent.body, room=sent.room_id, kept=_kept(docker_rootless_target))
     stack.extra_vars.update(ROOTLESS)
+    # Check mode first: it reports the switch and changes nothing (no user, the rootful
+    # containers still running).
+    checked = stack.converge(args=["--check", "--diff"])
+    assert checked.rc == 0 and checked.changed > 0, checked.tail(60)
+    assert "rootless user %s: created" % USER in checked.output, checked.tail(60)
+    assert docker_rootless_target.sh("id %s" % USER, check=False)[0] != 0
+    assert sorted(docker_rootless_target.engine_cmd("ps --format '{{.Names}}'")[1].split()) == sorted(CONTAINERS)
     run = stack.converge()
     assert run.rc == 0 and run.failed == 0, "the switch to docker_rootless failed:\n" + run.tail(80)
     return stack
