@@ -217,19 +217,29 @@ def cgroup_v2() -> bool:
 
 
 class UserHost:
-    """The module, with the engine and systemctl run as the service user (``--user`` scope)."""
+    """The module, with the engine and systemctl run as the service user (``--user`` scope).
 
-    def __init__(self, module: Any, prefix: Sequence[str], engine_path: str, systemctl: str) -> None:
+    ``planned``: check mode before the user exists. Nothing can run as a user that is not
+    there, so the engine and the user's systemd answer as a new user's would once prepared:
+    the engine answers, the images are there (copied from root's store on apply), no network,
+    no unit; so the run reports everything it would create."""
+
+    def __init__(self, module: Any, prefix: Sequence[str], engine_path: str, systemctl: str,
+                 planned: bool = False) -> None:
         self._module = module
         self._prefix = list(prefix)
         self._engine_path = engine_path
         self._systemctl = systemctl
+        self._planned = planned
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._module, name)
 
     def run_command(self, args: Sequence[str], **kwargs: Any) -> Tuple[int, str, str]:
         argv = list(args)
+        if self._planned and argv and (argv[0] == self._engine_path
+                                       or (argv[0] == self._systemctl and argv[1:2] != ["--version"])):
+            return planned_answer(argv[1:])
         if argv and argv[0] == self._systemctl and argv[1:2] != ["--version"]:
             argv = self._prefix + [argv[0], "--user"] + argv[1:]
         elif argv and argv[0] == self._engine_path:
@@ -238,9 +248,23 @@ class UserHost:
         return result
 
 
+PLANNED_IMAGE_ID = "(copied on apply)"
+
+
+def planned_answer(args: Sequence[str]) -> Tuple[int, str, str]:
+    """What the engine or ``systemctl --user`` of a user that check mode only plans answers."""
+    if args[:1] == ["info"] or args[:1] == ["show"]:
+        return 0, "", ""      # the engine will answer; systemd knows no unit yet
+    if args[:2] == ["image", "inspect"]:
+        names = [arg for arg in args[2:] if not arg.startswith("--") and arg != "{{.Id}}"]
+        return 0, "".join(PLANNED_IMAGE_ID + "\n" for _name in names), ""
+    return 1, "", "the service user does not exist yet (check mode)"
+
+
 def user_host(module: Any, runuser: str, user: RootlessUser, plan: Plan, engine_path: str, systemctl: str) -> UserHost:
     home_user = replace(user, home=plan.home)
-    return UserHost(module, run_as_argv(runuser, home_user, plan.uid), engine_path, systemctl)
+    return UserHost(module, run_as_argv(runuser, home_user, plan.uid), engine_path, systemctl,
+                    planned=not plan.exists)
 
 
 def copy_image_from_root(module: Any, host: UserHost, engine_path: str, image: str, home: str) -> bool:
@@ -361,13 +385,18 @@ def setup_engine_mode(module: Any, components: List[Component]) -> Tuple[Any, Li
     host.idmap = plan.idmap   # what the data's owners must be (mode_switch_host)
     host.account = RootlessAccount(user.name, plan.uid, plan.home, user.unprivileged_port_start)
     mapped = [_unenforceable(module, remap(c, plan.idmap)) for c in components]
-    if engine_binary(modes[0]) == "docker" and (plan.exists or not module.check_mode):
+    if not plan.exists:   # check mode: what the apply would do for a user it creates
+        if engine_binary(modes[0]) == "docker":
+            report.changes.append("rootless dockerd: written, enabled and started")
+        images = sorted({c.image for c in mapped if c.state == "started" and c.container is not None})
+        report.changes += ["image %s: copied from root's store" % image for image in images]
+        return host, mapped, report
+    if engine_binary(modes[0]) == "docker":
         ensure_user_dockerd(module, host, plan, systemctl, report)
-    if plan.exists or not module.check_mode:
-        for image in sorted({c.image for c in mapped if c.state == "started" and c.container is not None}):
-            rc, _out, _err = host.run_command([engine_path, "image", "inspect", "--format", "{{.Id}}", image])
-            if rc != 0:
-                report.changes.append("image %s: copied from root's store" % image)
-                if not module.check_mode:
-                    copy_image_from_root(module, host, engine_path, image, plan.home)
+    for image in sorted({c.image for c in mapped if c.state == "started" and c.container is not None}):
+        rc, _out, _err = host.run_command([engine_path, "image", "inspect", "--format", "{{.Id}}", image])
+        if rc != 0:
+            report.changes.append("image %s: copied from root's store" % image)
+            if not module.check_mode:
+                copy_image_from_root(module, host, engine_path, image, plan.home)
     return host, mapped, report

@@ -87,6 +87,17 @@ def test_bad_input_names_the_variable_before_any_change(rootless_target: BedTarg
         rootless_target.sh("userdel --remove %s" % USER)
 
 
+def test_check_mode_before_the_user_exists_changes_nothing(rootless_target: BedTarget) -> None:
+    """--check --diff of a first rootless deployment: succeeds and reports changes, while no
+    user, no linger, no base directory and no unit appear."""
+    run = run_playbook(rootless_target.inventory, PLAYBOOKS / "site.yml", dict(BASE_VARS, **ROOTLESS),
+                       args=["--check", "--diff"])
+    assert run.rc == 0 and run.changed > 0, run.tail(40)
+    rc, out = rootless_target.sh("id %s; ls /opt/hearth-matrix /var/lib/systemd/linger/%s /etc/systemd/system/%s.socket"
+                                 % (USER, USER, PROXY), check=False)
+    assert rc != 0 and "no such user" in out and out.count("No such file") == 3, out
+
+
 def test_client_round_trip_through_the_proxy(rootless_stack: Stack) -> None:
     """Register, log in, room, send, read back in a second session, over TLS via the proxy."""
     result = _round_trip(rootless_stack)

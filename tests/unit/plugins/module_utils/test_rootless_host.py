@@ -220,3 +220,29 @@ def test_user_dockerd_is_written_enabled_and_started_once(tmp_path: Path) -> Non
     user = rh.UserHost(again, ["runuser", "-u", "hearth", "--"], "/usr/bin/docker", "/bin/systemctl")
     rh.ensure_user_dockerd(again, user, plan, "/bin/systemctl", quiet)
     assert not quiet.changed and [c[5:7] for c in again.calls] == [["--user", "is-enabled"], ["--user", "is-active"]]
+
+
+@pytest.mark.parametrize("engine", ["docker_rootless", "podman_rootless"])
+def test_check_mode_before_the_user_exists_plans_without_running_anything_as_it(
+        engine: str, subids: Dict[str, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Check mode on a host without the service user: nothing runs as that user (it cannot),
+    the report says what the apply would do, and the engine and the user's systemd answer as
+    a new user's would (engine up, images there, no network, no unit)."""
+    monkeypatch.setattr(rh.pwd, "getpwnam", _lookup(False))
+    monkeypatch.setattr(rh, "LINGER_DIR", str(tmp_path))
+    module = FakeModule({"rootless": {"user": "hearth", "unprivileged_port_start": 80}, "unit_dir": "/etc/systemd/system"})
+    module.check_mode = True
+    host, mapped, report = rh.setup_engine_mode(module, [_proxy(443, engine)])
+    assert report is not None
+    assert any(change.startswith("rootless user hearth: created") for change in report.changes), report.changes
+    assert "image nginx: copied from root's store" in report.changes
+    assert ("rootless dockerd: written, enabled and started" in report.changes) == (engine == "docker_rootless")
+    engine_path = "/usr/bin/" + engine.split("_")[0]
+    assert host.run_command([engine_path, "info"]) == (0, "", "")
+    assert host.run_command([engine_path, "image", "inspect", "--format", "{{.Id}}", "a", "b"]) == \
+        (0, "(copied on apply)\n(copied on apply)\n", "")
+    assert host.run_command([engine_path, "network", "inspect", "hearth"])[0] == 1
+    assert host.run_command(["/usr/bin/systemctl", "show", "--property=Id", "x.service"]) == (0, "", "")
+    # Nothing ran on the host: no user created, no command as the user.
+    assert [call for call in module.calls if "runuser" in call[0] or call[0].endswith(("useradd", "usermod"))] == []
+    assert mapped[0].container is not None
