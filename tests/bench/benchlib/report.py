@@ -136,7 +136,9 @@ def mode_summary(data: Dict[str, Any]) -> Summary:
         if measurement in data:
             summary[measurement] = {figure: summarize([data[measurement][figure]])
                                     for figure in ("seconds", "tasks", "changed")}
-    if data.get("proxy"):
+    if data.get("proxy", {}).get("error"):
+        summary["proxy_error"] = data["proxy"]["error"]
+    elif data.get("proxy"):
         summary["proxy"] = _proxy(data["proxy"])
     return summary
 
@@ -152,7 +154,8 @@ def render_modes(summaries: Dict[str, Summary]) -> str:
         rows.append([label] + [summaries[name].get(measurement, {}).get(figure, "-") for name in summaries])
     for figure, label in (("requests_per_second", "req/s"), ("p99_ms", "p99")):
         rows.append(["proxy/direct %s" % label]
-                    + [summaries[name]["proxy"]["ratio_proxy_to_direct"][figure] if "proxy" in summaries[name] else "-"
+                    + [summaries[name]["proxy"]["ratio_proxy_to_direct"][figure] if "proxy" in summaries[name]
+                       else "failed: %s" % summaries[name]["proxy_error"] if "proxy_error" in summaries[name] else "-"
                        for name in summaries])
     return render_table(rows, header)
 

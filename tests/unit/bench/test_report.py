@@ -165,3 +165,21 @@ def test_modes_are_printed_beside_the_rootful_engines() -> None:
     assert "0.737" in ratio and ratio.rstrip().endswith("0.8")
     p99 = next(line for line in lines[start:] if line.startswith("proxy/direct p99"))
     assert p99.rstrip().endswith("1.5")
+
+
+def test_a_mode_whose_proxy_measurement_failed_shows_the_error() -> None:
+    mode_data = {"fresh_converge": converge(30.0, changed=40), "no_change_converge": converge(12.0),
+                 "proxy": {"error": "direct: 2 failed requests under load"}}
+    result = {
+        "summary": {"docker": engine_summary(DATA)},
+        "modes": {"docker_rootless": mode_data},
+        "mode_summary": {"docker_rootless": mode_summary(mode_data)},
+        "engines": {"docker": {}},
+        "core": {"services": 100, "topology_ms": [1.0], "total_ms": [9.0]},
+        "machine": {"cpu": "Example", "cores": 2, "memory_gib": 23.4, "kernel": "6.1", "load_average_at_start": [0.5]},
+        "versions": {},
+    }
+    lines = render(result).splitlines()
+    start = next(index for index, line in enumerate(lines) if line.startswith("Engine modes side by side"))
+    ratio = next(line for line in lines[start:] if line.startswith("proxy/direct req/s"))
+    assert ratio.rstrip().endswith("failed: direct: 2 failed requests under load")
