@@ -22,7 +22,9 @@ from ansible_collections.hearth.matrix.plugins.module_utils.stack import (
     StackVariableError,
     check_stack,
 )
+from ansible_collections.hearth.matrix.plugins.module_utils.role_vars import beyond_defaults
 from ansible_collections.hearth.matrix.plugins.module_utils.topology import COMPONENTS
+from ansible_collections.hearth.matrix.plugins.plugin_utils.role_defaults import role_defaults
 from ansible_collections.hearth.matrix.plugins.plugin_utils.variables import play_variable
 
 _FLAG_OPTIONS = frozenset("%s_enabled" % name for name in COMPONENTS)
@@ -62,5 +64,7 @@ class ActionModule(ActionBase):
         except StackVariableError as error:
             result.update(failed=True, msg=str(error))
             return result
+        # What the playbooks set for the roles: not what the user set, nor a role's own default.
+        topology["role_vars_to_set"] = beyond_defaults(topology["role_vars"], task_vars or {}, role_defaults())
         result["ansible_facts"] = {"hearth_topology": topology}
         return result

@@ -31,8 +31,19 @@ def test_success_sets_the_topology_fact_and_changes_nothing() -> None:
     result = run_action({"server_name": "example.org", "enabled": {"mailer": "yes"}})
     assert not result.get("failed")
     assert result["changed"] is False
-    assert result["ansible_facts"]["hearth_topology"] == check_stack({"server_name": "example.org", "mailer_enabled": "yes"})
-    assert result["ansible_facts"]["hearth_topology"]["enabled"]["mailer"] is True
+    topology = dict(result["ansible_facts"]["hearth_topology"])
+    to_set = topology.pop("role_vars_to_set")
+    assert topology == check_stack({"server_name": "example.org", "mailer_enabled": "yes"})
+    assert topology["enabled"]["mailer"] is True
+    # What the playbooks set: a part of role_vars, never what equals a role's own default.
+    assert to_set and set(to_set) < set(topology["role_vars"])
+    assert "postgres_engine" not in to_set and "synapse_server_name" in to_set
+
+
+def test_role_vars_the_user_set_are_left_to_the_user() -> None:
+    result = run_action({"server_name": "example.org"}, {"synapse_server_name": "mine.example.org"})
+    to_set = result["ansible_facts"]["hearth_topology"]["role_vars_to_set"]
+    assert "synapse_server_name" not in to_set and "synapse_public_baseurl" in to_set
 
 
 def test_components_come_from_the_hearth_enabled_variables_without_the_option() -> None:

@@ -258,3 +258,10 @@ def test_extra_hosts_join_every_containers_own_entries() -> None:
 def test_no_extra_hosts_changes_nothing() -> None:
     assert topology(BASE)["role_vars"] == topology(BASE, extra_hosts={})["role_vars"]
     assert topology(BASE)["extra_hosts"] == {}
+
+
+def test_beyond_defaults_leaves_out_what_the_user_set_and_what_equals_the_default() -> None:
+    from ansible_collections.hearth.matrix.plugins.module_utils.role_vars import beyond_defaults
+    values = {"a_port": 8008, "a_name": "x", "a_list": [1], "a_flag": True, "a_tmpl": "v", "a_new": 1, "a_user": 2}
+    defaults = {"a_port": 8008, "a_name": "y", "a_list": [1], "a_flag": 1, "a_tmpl": "{{ other }}", "a_user": 2}
+    assert beyond_defaults(values, {"a_user"}, defaults) == {"a_name": "x", "a_flag": True, "a_tmpl": "v", "a_new": 1}
