@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import shlex
+import subprocess
+from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
@@ -16,6 +18,7 @@ from ansible_collections.hearth.matrix.plugins.module_utils.unit import (
     HostPaths,
     UnitSpec,
     check_unit_names,
+    create_line_argv,
     exec_line,
     render_unit,
     systemd_quote,
@@ -67,12 +70,51 @@ def test_unit_shape() -> None:
     assert text.endswith("\n")
 
 
+FAKE_ENGINE = """#!/bin/sh
+echo "$*" >> "$0.calls"
+if [ "$1" = create ] && [ -e "$0.taken" ]; then echo 'name in use' >&2; exit 125; fi
+if [ "$1" = rm ]; then rm -f "$0.taken"; fi
+exit 0
+"""
+
+
+@pytest.mark.parametrize("taken, expected", [
+    (False, ["create --name=hearth-synapse"]),
+    (True, ["create --name=hearth-synapse", "rm --force hearth-synapse", "create --name=hearth-synapse"]),
+])
+def test_create_line_replaces_only_a_leftover_container(tmp_path: Path, taken: bool, expected: List[str]) -> None:
+    """One engine client per start after a clean stop; a leftover container of the same name
+    (crash, older unit) is removed and the create retried, as the unit's own line runs it."""
+    engine = tmp_path / "engine"
+    engine.write_text(FAKE_ENGINE)
+    engine.chmod(0o755)
+    if taken:
+        (tmp_path / "engine.taken").touch()
+    spec = unit_spec(paths=HostPaths(engine=str(engine), sh="/bin/sh"))
+    rendered = [line for line in render_unit(spec).splitlines() if line.startswith("ExecStartPre=")][0]
+    argv = shlex.split(rendered[len("ExecStartPre="):].replace("$$", "$"))
+    assert argv == create_line_argv(spec)
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert result.returncode == 0 and result.stderr == ""
+    calls = (tmp_path / "engine.calls").read_text().splitlines()
+    assert [" ".join(call.split()[:2]) if call.startswith("create") else call for call in calls] == expected
+
+
+def test_create_line_reports_a_failure_of_the_retry(tmp_path: Path) -> None:
+    engine = tmp_path / "engine"
+    engine.write_text("#!/bin/sh\necho \"no such image\" >&2\nexit 125\n")
+    engine.chmod(0o755)
+    argv = create_line_argv(unit_spec(paths=HostPaths(engine=str(engine), sh="/bin/sh")))
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert result.returncode == 125 and result.stderr == "no such image\n"
+
+
 def test_exec_lines_sequence_and_absolute_paths() -> None:
     text = render_unit(unit_spec(container={"networks": ["hearth", "hearth-federation", "hearth-mail"], "stop_timeout": 45}))
     pre = directives(text, "ExecStartPre")
-    assert pre[0] == "-/usr/bin/docker rm --force hearth-synapse"
-    assert pre[1].startswith("/usr/bin/docker create --name=hearth-synapse ")
-    assert pre[2:] == ["/usr/bin/docker network connect hearth-federation hearth-synapse",
+    create = shlex.split(pre[0].replace("$$", "$"))
+    assert create[:2] == ["/bin/sh", "-c"] and create[3:6] == ["/usr/bin/docker", "create", "--name=hearth-synapse"]
+    assert pre[1:] == ["/usr/bin/docker network connect hearth-federation hearth-synapse",
                        "/usr/bin/docker network connect hearth-mail hearth-synapse"]
     assert directives(text, "ExecStart") == ["/usr/bin/docker start --attach hearth-synapse"]
     assert directives(text, "ExecStop") == ["/usr/bin/docker stop --time=45 hearth-synapse"]
@@ -103,7 +145,7 @@ def test_podman_unit_has_no_engine_daemon_dependency() -> None:
     assert "docker" not in text
     assert directives(text, "Requires") == []
     assert directives(text, "ExecStart") == ["/usr/bin/podman start --attach hearth-synapse"]
-    assert directives(text, "ExecStartPre")[1].startswith("/usr/bin/podman create ")
+    assert " /usr/bin/podman create --name=hearth-synapse " in directives(text, "ExecStartPre")[0]
 
 
 def test_readiness_wait_uses_health_command() -> None:
