@@ -279,7 +279,6 @@ from ansible_collections.hearth.matrix.plugins.module_utils.quadlet_state import
     ensure_network_files,
     other_format_file,
     remove_quadlet_service,
-    unit_file,
 )
 from ansible_collections.hearth.matrix.plugins.module_utils.socket_state import (
     RootlessAccount,
@@ -484,20 +483,21 @@ def _prefetch(run: Run, components: List[Component]) -> None:
                  run.caches[engine])
 
 
-def _check_images(run: Run, components: List[Component]) -> None:
-    """Before anything changes: a component whose image changes must accept the new image
-    (image_check). A run that keeps every image reads only the units it reads anyway."""
-    for component in components:
+def _check_images(run: Run, placements: List[Placement]) -> None:
+    """Before anything changes: a service whose image changes must accept the new image
+    (image_check). Which image runs now is in the fingerprint of the unit where the service
+    is placed. A run that keeps every image reads only the units it reads anyway."""
+    for placement in placements:
+        component = placement.component
         check, spec = component.image_check, component.container
-        if component.state != "started" or check is None or spec is None:
+        if check is None or spec is None:
             continue
         facts, cache = run.facts[component.engine], run.caches[component.engine]
         image_id = ensure_image(run.host, facts, component, run.report(component.name), cache)
         if image_id.startswith("("):
             continue   # check mode, image not pulled yet: nothing to probe
         cache.image_ids[component.image] = image_id
-        path = unit_file(component, run.unit_dir, run.quadlet_dir)
-        if not image_changes(read_text(path), image_id):
+        if not image_changes(read_text(placement.unit_path), image_id):
             continue
         refusal = run_image_check(run.host, component.engine, facts.engine_path, spec, check, image_id)
         if refusal is not None:
@@ -730,7 +730,7 @@ def converge(module: AnsibleModule, components: List[Component]) -> Dict[str, An
     podman_version = _quadlet_podman_version(run, components)
     _prefetch(run, components)
     placements = place_services(components, run.account, run.unit_dir, run.quadlet_dir)
-    _check_images(run, components)
+    _check_images(run, placements)
     network_files = _converge_files_only(run, components)
     renamed = _remove_renamed(run, components)
     steps = _converge_services(run, placements, podman_version)

@@ -10,6 +10,7 @@ whose user exists."""
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 from unittest import mock
@@ -25,7 +26,6 @@ from ansible_collections.hearth.matrix.plugins.modules import component as compo
 from ansible_collections.hearth.matrix.tests.unit.plugins.modules.module_runner import run_module
 from ansible_collections.hearth.matrix.tests.unit.plugins.modules.test_component import (
     CHANGING_VERBS,
-    IMAGE_ID,
     SYSTEMCTL,
     FakeSystem,
     service,
@@ -37,6 +37,7 @@ PROXY = "hearth-nginx-proxy"
 SYNAPSE = "hearth-synapse"
 INACTIVE = {"ActiveState": "inactive", "UnitFileState": "", "NeedDaemonReload": "no"}
 RUNNING = {"ActiveState": "active", "UnitFileState": "enabled", "NeedDaemonReload": "no"}
+PROBE = {"version": "1.163.2", "schema_version": 94, "db_version": 94, "db_compat_version": 84}
 
 
 class RootlessSystem(FakeSystem):
@@ -59,7 +60,9 @@ class RootlessSystem(FakeSystem):
         self.log.append((scope, argv))
         if argv[:3] == [PODMAN, "image", "inspect"]:
             names = [arg for arg in argv[3:] if not arg.startswith("--") and arg != "{{.Id}}"]
-            return 0, "".join(IMAGE_ID + "\n" for _name in names), ""
+            return 0, "".join(self.image_id + "\n" for _name in names), ""
+        if argv[:2] == [PODMAN, "run"]:     # image_check's probe
+            return 0, json.dumps(PROBE) + "\n", ""
         if argv[:2] == [SYSTEMCTL, "show"]:
             units = self.user_units if scope == "user" else self.units
             states = [(unit, units.get(unit[:-len(".service")], INACTIVE)) for unit in argv[3:]]
@@ -260,3 +263,19 @@ def test_check_mode_of_a_socket_change_reports_the_restart(dirs: Dict[str, Path]
     result = system.run_rootless([synapse(dirs), proxy(dirs, ports=(80, 443, 8448))], dirs, check_mode=True)
     assert result["restarted"] == [PROXY] and system.changing() == []
     assert (dirs["system"] / (PROXY + ".socket")).read_text() == before
+
+
+def test_new_image_of_a_socket_activated_service_is_checked_against_its_system_unit(dirs: Dict[str, Path]) -> None:
+    """Which image runs now is in the fingerprint of the system unit (there is no user unit)."""
+    system = RootlessSystem()
+    checked = dict(proxy(dirs), image_check={"kind": "synapse_schema", "variable": "nginx_proxy_image",
+                                             "config": "/config/homeserver.yaml"})
+    system.run_rootless([checked], dirs)
+    probes = [argv for _scope, argv in system.log if argv[:2] == [PODMAN, "run"]]
+    assert probes == []     # fresh install: nothing to protect
+    running(system)
+    system.image_id = "sha256:" + "f" * 64
+    result = system.run_rootless([checked], dirs)
+    probes = [(scope, argv) for scope, argv in system.log if argv[:2] == [PODMAN, "run"]]
+    assert len(probes) == 1 and probes[0][0] == "user" and system.image_id in probes[0][1], system.log
+    assert result["restarted"] == [PROXY]
