@@ -239,6 +239,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.hearth.matrix.plugins.module_utils.component import Component, components_from_list
 from ansible_collections.hearth.matrix.plugins.module_utils.container import SpecError
+from ansible_collections.hearth.matrix.plugins.module_utils.engine_mode import IdMap
 from ansible_collections.hearth.matrix.plugins.module_utils.image_check import image_changes, run_image_check
 from ansible_collections.hearth.matrix.plugins.module_utils.host_state import (
     HostError,
@@ -339,6 +340,11 @@ class Run:
     def account(self) -> Optional[RootlessAccount]:
         """The rootless service user, None in a rootful mode."""
         return getattr(self.host, "account", None)
+
+    @property
+    def idmap(self) -> Optional[IdMap]:
+        """How container ids map to host ids in a rootless mode; None when rootful."""
+        return getattr(self.host, "idmap", None)
 
     @property
     def unit_dir(self) -> str:
@@ -460,7 +466,7 @@ def _prepare(module: AnsibleModule, components: List[Component]) -> Tuple[Run, L
 def _switch_engine_modes(run: Run, components: List[Component]) -> List[str]:
     """Another engine mode ran this stack before: its services go, the data's owners follow
     (mode_switch_host.py). Returns the base directories to mark once they exist."""
-    return switch_modes(run.system, run.any_facts, components, getattr(run.host, "idmap", None), run.reports,
+    return switch_modes(run.system, run.any_facts, components, run.idmap, run.reports,
                         {"unit_dir": run.system_unit_dir, "quadlet_dir": run.quadlet_dir,
                          "podman": run.system.get_bin_path("podman") or ""})
 
@@ -729,14 +735,17 @@ def converge(module: AnsibleModule, components: List[Component]) -> Dict[str, An
     unmarked = _switch_engine_modes(run, components)
     podman_version = _quadlet_podman_version(run, components)
     _prefetch(run, components)
+    # Decided once: which file each service gets, and which systemd instance drives it.
     placements = place_services(components, run.account, run.unit_dir, run.quadlet_dir)
     _check_images(run, placements)
+    # Files-only components first: the secrets services share exist before any unit names them.
     network_files = _converge_files_only(run, components)
     renamed = _remove_renamed(run, components)
     steps = _converge_services(run, placements, podman_version)
-    steps.reload_engine = steps.reload_engine or network_files
-    mark(run.system, unmarked, getattr(run.host, "idmap", None))
+    steps.reload_engine = steps.reload_engine or network_files   # Quadlet regenerates network services
+    mark(run.system, unmarked, run.idmap)
     _run_transaction(run, steps)
+    # After the transaction: a socket-activated service's socket is restarted around it.
     socket_started, socket_restarted = _start_socket_services(run, steps.sockets)
     removed = _remove_absent(run, components)
     _remove_leftovers(run)
