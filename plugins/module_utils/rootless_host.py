@@ -59,7 +59,7 @@ from ansible_collections.hearth.matrix.plugins.module_utils.host_state import (
     ensure_file,
 )
 from ansible_collections.hearth.matrix.plugins.module_utils.quadlet import parse_version
-from ansible_collections.hearth.matrix.plugins.module_utils.socket_state import RootlessAccount
+from ansible_collections.hearth.matrix.plugins.module_utils.socket_state import RootlessAccount, socket_activated
 
 SUBUID = "/etc/subuid"
 SUBGID = "/etc/subgid"
@@ -368,6 +368,8 @@ def setup_engine_mode(module: Any, components: List[Component]) -> Tuple[Any, Li
         raise HostError(PORT_VARIABLE, "must be %d or lower: %s publishes port %d, which a rootless engine cannot "
                         "bind (the kernel's net.ipv4.ip_unprivileged_port_start is 1024 unless this opt-in lowers it "
                         "for the whole host), or publish ports >= 1024" % (min(p for _n, p in low), name, port))
+    for component in components:
+        socket_activated(component, user.unprivileged_port_start)   # a UDP port among them is an error
     runuser, engine_path = module.get_bin_path("runuser"), module.get_bin_path(engine_binary(modes[0]))
     systemctl = module.get_bin_path("systemctl")
     if not (runuser and engine_path and systemctl):

@@ -46,18 +46,28 @@ class SocketPlan:
     transform: Callable[[str], str]
 
 
-def socket_plan(component: Component, account: Optional[RootlessAccount], unit_dir: str = SYSTEM_UNIT_DIR
-                ) -> Optional[SocketPlan]:
-    """The plan for a started, socket-activated component, else None."""
+def socket_activated(component: Component, port_start: Optional[int]) -> bool:
+    """Whether a component is socket-activated (with ``port_start``, the rootless opt-in);
+    HostError naming the opt-in when it would be but publishes a port that is not TCP: the
+    sockets replace every published port, and systemd passes stream sockets only."""
     spec = component.container
-    if account is None or spec is None or component.state != "started":
-        return None
-    if not activated(component.engine, [p.host_port for p in spec.ports], account.port_start):
-        return None
+    if spec is None or component.state != "started":
+        return False
+    if not activated(component.engine, [p.host_port for p in spec.ports], port_start):
+        return False
     bad = [p for p in spec.ports if p.protocol != "tcp"]
     if bad:
         raise HostError("hearth_rootless_unprivileged_port_start", "is needed for %s: its %s port %d cannot be "
                         "socket-activated (stream sockets only)" % (component.name, bad[0].protocol, bad[0].host_port))
+    return True
+
+
+def socket_plan(component: Component, account: Optional[RootlessAccount], unit_dir: str = SYSTEM_UNIT_DIR
+                ) -> Optional[SocketPlan]:
+    """The plan for a started, socket-activated component, else None."""
+    spec = component.container
+    if account is None or spec is None or not socket_activated(component, account.port_start):
+        return None
     text = render_socket(component.name, component.description or component.name,
                          [(p.host_address, p.host_port) for p in spec.ports])
     return SocketPlan(

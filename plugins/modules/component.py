@@ -233,11 +233,13 @@ started:
 """
 
 import os
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.hearth.matrix.plugins.module_utils.component import Component, components_from_list
 from ansible_collections.hearth.matrix.plugins.module_utils.container import SpecError
+from ansible_collections.hearth.matrix.plugins.module_utils.engine_mode import IdMap
 from ansible_collections.hearth.matrix.plugins.module_utils.image_check import image_changes, run_image_check
 from ansible_collections.hearth.matrix.plugins.module_utils.host_state import (
     HostError,
@@ -250,6 +252,7 @@ from ansible_collections.hearth.matrix.plugins.module_utils.host_state import (
     ensure_service_user,
 )
 from ansible_collections.hearth.matrix.plugins.module_utils.mode_switch_host import mark, switch_modes
+from ansible_collections.hearth.matrix.plugins.module_utils.placement import Kind, Placement, Scope, place_services
 from ansible_collections.hearth.matrix.plugins.module_utils.rootless_host import setup_engine_mode
 from ansible_collections.hearth.matrix.plugins.module_utils.service_state import (
     EngineCache,
@@ -277,14 +280,12 @@ from ansible_collections.hearth.matrix.plugins.module_utils.quadlet_state import
     ensure_network_files,
     other_format_file,
     remove_quadlet_service,
-    unit_file,
 )
 from ansible_collections.hearth.matrix.plugins.module_utils.socket_state import (
+    RootlessAccount,
     ensure_socket,
     remove_socket_service,
     restart_socket,
-    SocketPlan,
-    socket_plan,
 )
 from ansible_collections.hearth.matrix.plugins.module_utils.tls import ensure_self_signed
 from ansible_collections.hearth.matrix.plugins.module_utils.unit import check_unit_names
@@ -306,6 +307,88 @@ ARGUMENT_SPEC: Dict[str, Any] = {
         "unprivileged_port_start": {"type": "int"},
     }},
 }
+# systemd's states of a service that runs or is on its way there: not started again.
+RUNNING_STATES = ("active", "activating", "reloading")
+
+
+@dataclass
+class Run:
+    """What the steps of one converge share.
+
+    ``system`` is the module as root: the system manager, the sockets of socket-activated
+    services, leftovers, the engine-mode switch. ``host`` is the engine mode's: the same
+    module in a rootful mode; in a rootless one it runs the engine and ``systemctl --user``
+    as the service user, its ``params["unit_dir"]`` is that user's unit directory, and it
+    carries the user (``account``) and the id mapping of the data (``idmap``)."""
+
+    system: AnsibleModule
+    host: Any
+    facts: Dict[str, HostFacts]          # per engine of the components
+    caches: Dict[str, EngineCache]       # per engine
+    reports: Dict[str, Report] = field(default_factory=dict)   # per component, in the order they change
+
+    @property
+    def any_facts(self) -> HostFacts:
+        """For systemctl calls: every engine's facts name the same systemctl."""
+        return next(iter(self.facts.values()))
+
+    @property
+    def check_mode(self) -> bool:
+        return bool(self.host.check_mode)
+
+    @property
+    def account(self) -> Optional[RootlessAccount]:
+        """The rootless service user, None in a rootful mode."""
+        return getattr(self.host, "account", None)
+
+    @property
+    def idmap(self) -> Optional[IdMap]:
+        """How container ids map to host ids in a rootless mode; None when rootful."""
+        return getattr(self.host, "idmap", None)
+
+    @property
+    def unit_dir(self) -> str:
+        """The engine mode's unit directory (the service user's in a rootless mode)."""
+        return str(self.host.params["unit_dir"])
+
+    @property
+    def system_unit_dir(self) -> str:
+        return str(self.system.params["unit_dir"])
+
+    @property
+    def quadlet_dir(self) -> str:
+        return str(self.host.params["quadlet_dir"])
+
+    def report(self, name: str) -> Report:
+        return self.reports.setdefault(name, Report())
+
+    def on(self, scope: Scope) -> Any:
+        """The host whose systemd runs units of ``scope``."""
+        return self.system if scope is Scope.SYSTEM else self.host
+
+    def restart_pending(self, name: str) -> bool:
+        """A run that died between writing a unit and restarting its service left a marker."""
+        return os.path.exists(os.path.join(self.host.params["pending_dir"], name))
+
+
+@dataclass(frozen=True)
+class SocketService:
+    """A socket-activated service after its files were converged."""
+
+    socket_changed: bool   # the .socket changed: socket and service restart together
+    restart_due: bool      # the unit changed (beyond reload lines) or a restart is pending
+
+
+@dataclass
+class ServiceSteps:
+    """What systemd must do once every service's files and unit are converged."""
+
+    reload_engine: bool = False    # daemon-reload of the engine mode's instance
+    reload_system: bool = False    # daemon-reload of the system manager after the transaction
+    enable: List[str] = field(default_factory=list)
+    start: List[str] = field(default_factory=list)     # not running
+    restart: List[str] = field(default_factory=list)   # running, but its unit changed or a restart is due
+    sockets: Dict[str, SocketService] = field(default_factory=dict)   # started after the transaction
 
 
 def _converge_files(module: AnsibleModule, facts: HostFacts, component: Component, report: Report,
@@ -364,75 +447,218 @@ def _converge_unit(module: AnsibleModule, facts: HostFacts, component: Component
     return True, restart_relevant(before) != restart_relevant(text)
 
 
-def _converge_socket_service(system: AnsibleModule, host: AnsibleModule, facts: HostFacts, plan: SocketPlan,
-                             user_unit_dir: str, report: Report, cache: EngineCache) -> Tuple[bool, bool, bool]:
-    """A socket-activated service (socket_state.py): files, image, its system unit and its
-    .socket; the user unit of the opt-in mode goes. Returns (socket changed, restart needed,
-    user unit removed)."""
-    name = plan.component.name
-    user_removed = remove_service(host, facts, name, os.path.join(user_unit_dir, name + ".service"), report)
-    unit_changed, restart_needed = _converge_unit(host, facts, plan.component, plan.unit_path, report, cache, (),
-                                                  plan.transform)
-    socket_changed = ensure_socket(system, plan, report)
-    # A run that died before the restart leaves the marker: the next run still restarts.
-    restart = (unit_changed and restart_needed) or os.path.exists(os.path.join(system.params["pending_dir"], name))
-    if restart or socket_changed:
-        _mark_pending(system, [name])
-    if (unit_changed or socket_changed) and not system.check_mode:
-        daemon_reload(system, facts)
-    return socket_changed, restart, user_removed
+# --- before anything changes ------------------------------------------------------------------
 
-
-def _start_socket_services(system: AnsibleModule, facts: HostFacts, sockets: Dict[str, Tuple[bool, bool]],
-                           reports: Dict[str, Report]) -> Tuple[List[str], List[str]]:
-    """Enable and start (or restart) each socket-activated service and its socket, as root:
-    they are system units (their processes run as the service user)."""
-    started: List[str] = []
-    restarted: List[str] = []
-    states = unit_states(system, facts, list(sockets))
-    for name, (socket_changed, pending) in sockets.items():
-        report, state = reports[name], states.get(name, {})
-        if state.get("UnitFileState") != "enabled":
-            report.changes.append("service %s: enabled (with its socket)" % name)
-            systemctl(system, facts, "enable", [name])
-        if socket_changed:
-            restart_socket(system, facts, name)
-            (restarted if state.get("ActiveState") == "active" else started).append(name)
-            report.changes.append("service %s: restarted with its socket" % name)
-        elif state.get("ActiveState") not in ("active", "activating", "reloading"):
-            started.append(name)
-            report.changes.append("service %s: started" % name)
-            systemctl(system, facts, "restart", [name])
-        elif pending:
-            restarted.append(name)
-            report.changes.append("service %s: restarted" % name)
-            systemctl(system, facts, "restart", [name])
-        _clear_pending(system, [name])
-    return started, restarted
-
-
-def _check_images(module: AnsibleModule, components: List[Component], facts_by_engine: Dict[str, HostFacts],
-                  caches: Dict[str, EngineCache], reports: Dict[str, Report], unit_dir: str) -> None:
-    """Before anything changes: a component whose image changes must accept the new image
-    (image_check). A run that keeps every image reads only the units it reads anyway."""
+def _prepare(module: AnsibleModule, components: List[Component]) -> Tuple[Run, List[Component]]:
+    """The engine mode set up (rootless: the service user checked and prepared, the owners
+    mapped to its ids) and the host facts of each engine."""
+    host, components, prepared = setup_engine_mode(module, components)
+    facts: Dict[str, HostFacts] = {}
     for component in components:
+        if component.engine not in facts:
+            facts[component.engine] = detect_facts(host, host, component.engine)
+    run = Run(system=module, host=host, facts=facts, caches={engine: EngineCache() for engine in facts})
+    if prepared is not None:
+        run.reports["hearth-rootless"] = prepared
+    return run, components
+
+
+def _switch_engine_modes(run: Run, components: List[Component]) -> List[str]:
+    """Another engine mode ran this stack before: its services go, the data's owners follow
+    (mode_switch_host.py). Returns the base directories to mark once they exist."""
+    return switch_modes(run.system, run.any_facts, components, run.idmap, run.reports,
+                        {"unit_dir": run.system_unit_dir, "quadlet_dir": run.quadlet_dir,
+                         "podman": run.system.get_bin_path("podman") or ""})
+
+
+def _quadlet_podman_version(run: Run, components: List[Component]) -> Tuple[int, ...]:
+    """Quadlet needs podman >= 4.4: refused here, before anything changes (the error names
+    the variable). () without a Quadlet service."""
+    if not any(c.quadlet and c.state == "started" for c in components):
+        return ()
+    return check_quadlet(run.host, run.facts["podman"])
+
+
+def _prefetch(run: Run, components: List[Component]) -> None:
+    """One image inspect and one network inspect per engine for the whole run."""
+    for engine, facts in run.facts.items():
+        mine = [c for c in components if c.engine == engine and c.state == "started"]
+        prefetch(run.host, facts, [c.image for c in mine if c.container is not None],
+                 [n.name for c in mine for n in c.networks]
+                 + [n for c in mine if c.container is not None and c.create_networks for n in c.container.networks],
+                 run.caches[engine])
+
+
+def _check_images(run: Run, placements: List[Placement]) -> None:
+    """Before anything changes: a service whose image changes must accept the new image
+    (image_check). Which image runs now is in the fingerprint of the unit where the service
+    is placed. A run that keeps every image reads only the units it reads anyway."""
+    for placement in placements:
+        component = placement.component
         check, spec = component.image_check, component.container
-        if component.state != "started" or check is None or spec is None:
+        if check is None or spec is None:
             continue
-        facts, cache = facts_by_engine[component.engine], caches[component.engine]
-        image_id = ensure_image(module, facts, component, reports.setdefault(component.name, Report()), cache)
+        facts, cache = run.facts[component.engine], run.caches[component.engine]
+        image_id = ensure_image(run.host, facts, component, run.report(component.name), cache)
         if image_id.startswith("("):
             continue   # check mode, image not pulled yet: nothing to probe
         cache.image_ids[component.image] = image_id
-        path = unit_file(component, unit_dir, module.params["quadlet_dir"])
-        if not image_changes(read_text(path), image_id):
+        if not image_changes(read_text(placement.unit_path), image_id):
             continue
-        refusal = run_image_check(module, component.engine, facts.engine_path, spec, check, image_id)
+        refusal = run_image_check(run.host, component.engine, facts.engine_path, spec, check, image_id)
         if refusal is not None:
             raise HostError(check.variable, refusal[len(check.variable) + 2:])
 
 
-def _mark_pending(module: AnsibleModule, names: List[str]) -> None:
+# --- files, units and services ----------------------------------------------------------------
+
+def _converge_files_only(run: Run, components: List[Component]) -> bool:
+    """Files-only components (e.g. the secrets several services share), before any service
+    reads them. Returns whether a Quadlet network file changed (systemd must reload)."""
+    network_files = False
+    for component in components:
+        if component.state != "started" or component.container is not None:
+            continue
+        report = run.report(component.name)
+        _converge_files(run.host, run.facts[component.engine], component, report, run.caches[component.engine])
+        if component.engine == "podman" and component.networks:
+            network_files = ensure_network_files(run.host, component, run.quadlet_dir, report) or network_files
+    return network_files
+
+
+def _remove_renamed(run: Run, components: List[Component]) -> bool:
+    """Stop and remove the unit and container of every instance that has another service name
+    now (<role>_service_name changed); data stays. Before the new service starts: the two would
+    share the data directories, the fixed address and the published ports."""
+    current = {c.instance: c.name for c in components if c.instance}
+    by_name = {c.name: c for c in components}
+    removed = False
+    for old_name, old_path, instance in units_of_instances(run.unit_dir, current):
+        component = by_name[current[instance]]
+        removed = remove_service(run.host, run.facts[component.engine], old_name, old_path,
+                                 run.report(component.name)) or removed
+    for old_name, old_path, instance in units_of_instances(run.quadlet_dir, current, ".container"):
+        component = by_name[current[instance]]
+        removed = remove_quadlet_service(run.host, run.facts[component.engine], old_name, old_path,
+                                         run.report(component.name)) or removed
+    return removed
+
+
+def _converge_services(run: Run, placements: List[Placement], podman_version: Tuple[int, ...]) -> ServiceSteps:
+    """Each service's files, image and unit, in the order given; what systemd must do then.
+    One ``systemctl show`` for all of them (the engine mode's instance)."""
+    states = unit_states(run.host, run.any_facts, [p.name for p in placements])
+    steps = ServiceSteps()
+    for placement in placements:
+        if placement.kind is Kind.SOCKET:
+            _converge_socket_service(run, placement, steps)
+        else:
+            _converge_engine_service(run, placement, states.get(placement.name, {}), podman_version, steps)
+    return steps
+
+
+def _converge_engine_service(run: Run, placement: Placement, state: Dict[str, str], podman_version: Tuple[int, ...],
+                             steps: ServiceSteps) -> None:
+    """A generated or Quadlet service in the engine mode's systemd instance: its file, the
+    other format's file gone, and whether it must be enabled, started or restarted."""
+    component, name = placement.component, placement.name
+    report = run.report(name)
+    facts, cache = run.facts[component.engine], run.caches[component.engine]
+    if run.account is not None and remove_socket_service(run.system, facts, name, report):
+        steps.reload_system = True   # socket-activated before (the opt-in is set now)
+    unit_changed, restart_needed = _converge_unit(run.host, facts, component, placement.unit_path, report, cache,
+                                                  podman_version)
+    other = other_format_file(component, run.unit_dir, run.quadlet_dir)
+    if other is not None:
+        drop_other_format(run.host, facts, component, other, report)
+        unit_changed = restart_needed = True
+    # A unit written by a run that died before restarting the service still needs it.
+    stale = state.get("NeedDaemonReload") == "yes" or run.restart_pending(name)
+    steps.reload_engine = steps.reload_engine or unit_changed or stale
+    if placement.enabled_by_systemctl and state.get("UnitFileState") != "enabled":
+        steps.enable.append(name)
+        report.changes.append("service %s: enabled" % name)
+    if state.get("ActiveState") not in RUNNING_STATES:
+        steps.start.append(name)
+        report.changes.append("service %s: started" % name)
+    elif restart_needed or stale:
+        steps.restart.append(name)
+        report.changes.append("service %s: restarted" % name)
+
+
+def _converge_socket_service(run: Run, placement: Placement, steps: ServiceSteps) -> None:
+    """A socket-activated service (socket_state.py): files, image, its system unit and its
+    .socket; the user unit of the opt-in mode goes. The system manager reloads at once, so
+    the start after the transaction finds both units as written. Files and image are the
+    service user's (run.host); the two units belong to the system manager."""
+    plan, name = placement.socket, placement.name
+    if plan is None:
+        raise ValueError("%s: a socket-activated placement without its socket plan" % name)
+    report, manager = run.report(name), run.on(placement.scope)
+    facts, cache = run.facts[placement.component.engine], run.caches[placement.component.engine]
+    user_unit_removed = remove_service(run.host, facts, name, os.path.join(run.unit_dir, name + ".service"), report)
+    unit_changed, restart_needed = _converge_unit(run.host, facts, placement.component, placement.unit_path, report,
+                                                  cache, (), plan.transform)
+    socket_changed = ensure_socket(manager, plan, report)
+    # A run that died before the restart leaves the marker: the next run still restarts.
+    restart_due = (unit_changed and restart_needed) or run.restart_pending(name)
+    if restart_due or socket_changed:
+        _mark_pending(manager, [name])
+    if (unit_changed or socket_changed) and not run.check_mode:
+        daemon_reload(manager, facts)
+    steps.sockets[name] = SocketService(socket_changed, restart_due)
+    steps.reload_engine = steps.reload_engine or user_unit_removed
+
+
+# --- systemd ----------------------------------------------------------------------------------
+
+def _run_transaction(run: Run, steps: ServiceSteps) -> None:
+    """The engine mode's instance: one daemon-reload, one enable, then every start and
+    restart as one job transaction, so systemd orders them by After=/Requires= and runs the
+    independent ones in parallel (restart also starts a service that is not running). Then
+    the system manager reloads when a socket-activated service's files went."""
+    host = run.host
+    _mark_pending(host, steps.restart)
+    if steps.reload_engine and not run.check_mode:
+        daemon_reload(host, run.any_facts)
+    systemctl(host, run.any_facts, "enable", steps.enable)
+    systemctl(host, run.any_facts, "restart", steps.start + steps.restart)
+    _clear_pending(host, steps.start + steps.restart)
+    if steps.reload_system and not run.check_mode:
+        daemon_reload(run.system, run.any_facts)
+
+
+def _start_socket_services(run: Run, sockets: Dict[str, SocketService]) -> Tuple[List[str], List[str]]:
+    """Enable and start (or restart) each socket-activated service and its socket, as root:
+    they are system units (their processes run as the service user). After the transaction,
+    one by one: a changed socket needs its service stopped around its restart. Returns
+    (started, restarted)."""
+    system = run.on(Scope.SYSTEM)
+    started: List[str] = []
+    restarted: List[str] = []
+    states = unit_states(system, run.any_facts, list(sockets))
+    for name, service in sockets.items():
+        report, state = run.reports[name], states.get(name, {})
+        if state.get("UnitFileState") != "enabled":
+            report.changes.append("service %s: enabled (with its socket)" % name)
+            systemctl(system, run.any_facts, "enable", [name])
+        if service.socket_changed:
+            restart_socket(system, run.any_facts, name)
+            (restarted if state.get("ActiveState") == "active" else started).append(name)
+            report.changes.append("service %s: restarted with its socket" % name)
+        elif state.get("ActiveState") not in RUNNING_STATES:
+            started.append(name)
+            report.changes.append("service %s: started" % name)
+            systemctl(system, run.any_facts, "restart", [name])
+        elif service.restart_due:
+            restarted.append(name)
+            report.changes.append("service %s: restarted" % name)
+            systemctl(system, run.any_facts, "restart", [name])
+        _clear_pending(system, [name])
+    return started, restarted
+
+
+def _mark_pending(module: Any, names: List[str]) -> None:
     """Record due restarts before systemd sees the new units (removed once they happened)."""
     if module.check_mode or not names:
         return
@@ -442,7 +668,7 @@ def _mark_pending(module: AnsibleModule, names: List[str]) -> None:
             pass
 
 
-def _clear_pending(module: AnsibleModule, names: List[str]) -> None:
+def _clear_pending(module: Any, names: List[str]) -> None:
     if module.check_mode:
         return
     for name in names:
@@ -451,160 +677,81 @@ def _clear_pending(module: AnsibleModule, names: List[str]) -> None:
             os.unlink(path)
 
 
-def _remove_renamed(module: AnsibleModule, components: List[Component], reports: Dict[str, Report],
-                    facts_by_engine: Dict[str, HostFacts]) -> bool:
-    """Stop and remove the unit and container of every instance that has another service name
-    now (<role>_service_name changed); data stays. Before the new service starts: the two would
-    share the data directories, the fixed address and the published ports."""
-    current = {c.instance: c.name for c in components if c.instance}
-    by_name = {c.name: c for c in components}
+# --- removals -----------------------------------------------------------------------------------
+
+def _remove_absent(run: Run, components: List[Component]) -> bool:
+    """Every component with state absent loses its service, whatever its placement was (a
+    generated unit, a Quadlet file, a socket-activated unit and its .socket); data stays.
+    Returns whether a unit of the engine mode's instance went (it reloads once, later); the
+    system manager reloads after each socket-activated service it loses."""
     removed = False
-    for old_name, old_path, instance in units_of_instances(module.params["unit_dir"], current):
-        component = by_name[current[instance]]
-        report = reports.setdefault(component.name, Report())
-        removed = remove_service(module, facts_by_engine[component.engine], old_name, old_path, report) or removed
-    for old_name, old_path, instance in units_of_instances(module.params["quadlet_dir"], current, ".container"):
-        component = by_name[current[instance]]
-        report = reports.setdefault(component.name, Report())
-        removed = remove_quadlet_service(module, facts_by_engine[component.engine], old_name, old_path,
-                                         report) or removed
+    for component in components:
+        if component.state != "absent":
+            continue
+        report, facts = run.report(component.name), run.facts[component.engine]
+        unit_path = os.path.join(run.unit_dir, component.name + ".service")
+        removed = remove_service(run.host, facts, component.name, unit_path, report) or removed
+        # Whatever the format now: a service removed after a format change leaves nothing.
+        quadlet_path = os.path.join(run.quadlet_dir, component.name + ".container")
+        removed = remove_quadlet_service(run.host, facts, component.name, quadlet_path, report) or removed
+        if run.account is not None and remove_socket_service(run.system, facts, component.name,
+                                                             report) and not run.check_mode:
+            daemon_reload(run.system, facts)
     return removed
 
 
-def converge(module: AnsibleModule, components: List[Component]) -> Dict[str, Any]:
-    facts_by_engine: Dict[str, HostFacts] = {}
-    reports: Dict[str, Report] = {}
-    check_sources([item for component in components for item in component.files])
-    # A rootless mode: from here on, "module" runs the engine and systemctl as the service
-    # user, the units live in its systemd instance and the owners are the mapped host ids.
-    system, system_unit_dir = module, module.params["unit_dir"]   # leftovers are system units
-    module, components, prepared = setup_engine_mode(module, components)
-    if prepared is not None:
-        reports["hearth-rootless"] = prepared
-    unit_dir = module.params["unit_dir"]
-    for component in components:
-        if component.engine not in facts_by_engine:
-            facts_by_engine[component.engine] = detect_facts(module, module, component.engine)
-    caches = {engine: EngineCache() for engine in facts_by_engine}
-    # Another engine mode ran this stack before: its services go, the data's owners follow.
-    new_map = getattr(module, "idmap", None)
-    unmarked = switch_modes(system, next(iter(facts_by_engine.values())), components, new_map, reports,
-                            {"unit_dir": system_unit_dir, "quadlet_dir": module.params["quadlet_dir"],
-                             "podman": system.get_bin_path("podman") or ""})
-    # Before anything changes: Quadlet needs podman >= 4.4 (the error names the variable).
-    podman_version = (check_quadlet(module, facts_by_engine["podman"])
-                      if any(c.quadlet and c.state == "started" for c in components) else ())
-    quadlet_dir = module.params["quadlet_dir"]
-    for engine, facts in facts_by_engine.items():
-        mine = [c for c in components if c.engine == engine and c.state == "started"]
-        prefetch(module, facts, [c.image for c in mine if c.container is not None],
-                 [n.name for c in mine for n in c.networks]
-                 + [n for c in mine if c.container is not None and c.create_networks for n in c.container.networks],
-                 caches[engine])
-    _check_images(module, components, facts_by_engine, caches, reports, unit_dir)
-    network_files = False
-    for component in components:
-        if component.state == "started" and component.container is None:
-            # Files only (e.g. the secrets several services share): before any service.
-            _converge_files(module, facts_by_engine[component.engine], component,
-                            reports.setdefault(component.name, Report()), caches[component.engine])
-            if component.engine == "podman" and component.networks:
-                network_files = ensure_network_files(module, component, quadlet_dir,
-                                                     reports[component.name]) or network_files
-    present = [c for c in components if c.state == "started" and c.container is not None]
-    any_facts = next(iter(facts_by_engine.values()))
-    renamed = _remove_renamed(module, components, reports, facts_by_engine)
-    states = unit_states(module, any_facts, [c.name for c in present])
-    reload_needed = network_files
-    reload_system = False
-    to_enable: List[str] = []
-    to_start: List[str] = []
-    to_restart: List[str] = []
-    account = getattr(module, "account", None)
-    # Socket-activated services (system units): (socket changed, restart needed).
-    sockets: Dict[str, Tuple[bool, bool]] = {}
-    for component in present:
-        report = reports.setdefault(component.name, Report())
-        plan = socket_plan(component, account)
-        if plan is not None:
-            socket_changed, restart, user_removed = _converge_socket_service(
-                system, module, facts_by_engine[component.engine], plan, unit_dir, report, caches[component.engine])
-            sockets[component.name] = (socket_changed, restart)
-            reload_needed = reload_needed or user_removed
-            continue
-        if account is not None and remove_socket_service(system, facts_by_engine[component.engine], component.name,
-                                                         report):
-            reload_system = True
-        unit_path = unit_file(component, unit_dir, quadlet_dir)
-        unit_changed, restart_needed = _converge_unit(module, facts_by_engine[component.engine], component, unit_path,
-                                                      report, caches[component.engine], podman_version)
-        other = other_format_file(component, unit_dir, quadlet_dir)
-        if other is not None:
-            drop_other_format(module, facts_by_engine[component.engine], component, other, report)
-            unit_changed = restart_needed = True
-        state = states.get(component.name, {})
-        # A unit written by a run that died before restarting the service still needs it.
-        stale = (state.get("NeedDaemonReload") == "yes"
-                 or os.path.exists(os.path.join(module.params["pending_dir"], component.name)))
-        reload_needed = reload_needed or unit_changed or stale
-        # A generated (Quadlet) unit is enabled by its [Install] section, not by systemctl.
-        if not component.quadlet and state.get("UnitFileState") != "enabled":
-            to_enable.append(component.name)
-            report.changes.append("service %s: enabled" % component.name)
-        if state.get("ActiveState") not in ("active", "activating", "reloading"):
-            to_start.append(component.name)
-            report.changes.append("service %s: started" % component.name)
-        elif restart_needed or stale:
-            to_restart.append(component.name)
-            report.changes.append("service %s: restarted" % component.name)
-    mark(system, unmarked, new_map)
-    _mark_pending(module, to_restart)
-    if reload_needed and not module.check_mode:
-        daemon_reload(module, any_facts)
-    systemctl(module, any_facts, "enable", to_enable)
-    # One job transaction: systemd orders the starts by After=/Requires= and runs the
-    # independent ones in parallel; restart also starts a service that is not running.
-    systemctl(module, any_facts, "restart", to_start + to_restart)
-    _clear_pending(module, to_start + to_restart)
-    if reload_system and not module.check_mode:
-        daemon_reload(system, any_facts)
-    started, restarted = _start_socket_services(system, any_facts, sockets, reports)
-    to_start += started
-    to_restart += restarted
-    removed_any = False
-    for component in components:
-        if component.state == "absent":
-            report = reports.setdefault(component.name, Report())
-            unit_path = os.path.join(unit_dir, component.name + ".service")
-            removed_any = remove_service(module, facts_by_engine[component.engine], component.name, unit_path,
-                                         report) or removed_any
-            # Whatever the format now: a service removed after a format change leaves nothing.
-            quadlet_path = os.path.join(quadlet_dir, component.name + ".container")
-            removed_any = remove_quadlet_service(module, facts_by_engine[component.engine], component.name,
-                                                 quadlet_path, report) or removed_any
-            if getattr(module, "account", None) is not None and remove_socket_service(
-                    system, facts_by_engine[component.engine], component.name, report) and not module.check_mode:
-                daemon_reload(system, facts_by_engine[component.engine])
-    if module.params["remove_units"] or module.params["remove_files"]:
-        leftovers = remove_leftovers(system, any_facts, system_unit_dir, module.params["remove_units"],
-                                     module.params["remove_files"], reports.setdefault("leftovers", Report()))
-        if leftovers and not module.check_mode:
-            daemon_reload(system, any_facts)
-    if (removed_any or renamed) and not module.check_mode:
-        daemon_reload(module, any_facts)
+def _remove_leftovers(run: Run) -> None:
+    """Units and files a feature that is now turned off left (remove_units, remove_files):
+    system units, whatever the engine mode."""
+    units, files = run.system.params["remove_units"], run.system.params["remove_files"]
+    if not (units or files):
+        return
+    if remove_leftovers(run.system, run.any_facts, run.system_unit_dir, units, files,
+                        run.report("leftovers")) and not run.check_mode:
+        daemon_reload(run.system, run.any_facts)
+
+
+def _result(run: Run, started: List[str], restarted: List[str]) -> Dict[str, Any]:
     result: Dict[str, Any] = {
-        "changed": any(report.changed for report in reports.values()),
+        "changed": any(report.changed for report in run.reports.values()),
         "components": {
             name: {"changed": report.changed, "changes": report.changes,
-                   "started": name in to_start, "restarted": name in to_restart}
-            for name, report in reports.items()
+                   "started": name in started, "restarted": name in restarted}
+            for name, report in run.reports.items()
         },
-        "started": to_start,
-        "restarted": to_restart,
+        "started": started,
+        "restarted": restarted,
     }
-    if module._diff:
-        result["diff"] = [diff for report in reports.values() for diff in report.diffs]
+    if run.system._diff:
+        result["diff"] = [diff for report in run.reports.values() for diff in report.diffs]
     return result
+
+
+def converge(module: AnsibleModule, components: List[Component]) -> Dict[str, Any]:
+    """The whole run: checks and reads first, then files, units and services, then systemd,
+    then removals (docs/contract.md, Convergence)."""
+    check_sources([item for component in components for item in component.files])
+    run, components = _prepare(module, components)
+    unmarked = _switch_engine_modes(run, components)
+    podman_version = _quadlet_podman_version(run, components)
+    _prefetch(run, components)
+    # Decided once: which file each service gets, and which systemd instance drives it.
+    placements = place_services(components, run.account, run.unit_dir, run.quadlet_dir)
+    _check_images(run, placements)
+    # Files-only components first: the secrets services share exist before any unit names them.
+    network_files = _converge_files_only(run, components)
+    renamed = _remove_renamed(run, components)
+    steps = _converge_services(run, placements, podman_version)
+    steps.reload_engine = steps.reload_engine or network_files   # Quadlet regenerates network services
+    mark(run.system, unmarked, run.idmap)
+    _run_transaction(run, steps)
+    # After the transaction: a socket-activated service's socket is restarted around it.
+    socket_started, socket_restarted = _start_socket_services(run, steps.sockets)
+    removed = _remove_absent(run, components)
+    _remove_leftovers(run)
+    if (removed or renamed) and not run.check_mode:
+        daemon_reload(run.host, run.any_facts)
+    return _result(run, steps.start + socket_started, steps.restart + socket_restarted)
 
 
 def main() -> None:

@@ -139,6 +139,28 @@ def test_low_port_above_the_opt_in_fails_before_any_change(subids: Dict[str, Pat
     assert module.calls == []
 
 
+def test_udp_port_of_a_socket_activated_container_fails_before_any_change(
+        subids: Dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Socket activation replaces every published port with a stream socket: a UDP port of
+    that container is refused here, not once files and units are being written."""
+    _user_exists(monkeypatch)
+    subids["uid"].write_text("hearth:100000:65536\n")
+    subids["gid"].write_text("hearth:100000:65536\n")
+    module = FakeModule({"rootless": {"user": "hearth"}, "unit_dir": "/etc/systemd/system"})
+    turn = component_from_dict({
+        "name": "hearth-turn", "engine": "podman_rootless",
+        "container": {"image": "coturn", "user": "101:101",
+                      "ports": [{"host_address": "0.0.0.0", "host_port": 443, "container_port": 5349},
+                                {"host_address": "0.0.0.0", "host_port": 3478, "container_port": 3478,
+                                 "protocol": "udp"}]},
+    })
+    with pytest.raises(HostError) as caught:
+        rh.setup_engine_mode(module, [turn])
+    assert str(caught.value) == ("hearth_rootless_unprivileged_port_start: is needed for hearth-turn: its udp port "
+                                 "3478 cannot be socket-activated (stream sockets only)")
+    assert module.calls == []
+
+
 def test_mixed_modes_are_refused() -> None:
     module = FakeModule({"rootless": None})
     other = component_from_dict({"name": "hearth-synapse", "engine": "podman"})
