@@ -637,6 +637,12 @@ def _start_socket_services(run: Run, sockets: Dict[str, SocketService]) -> Tuple
     started: List[str] = []
     restarted: List[str] = []
     states = unit_states(system, run.any_facts, list(sockets))
+    # A run that died after writing a system unit and before its reload and pending marker
+    # left systemd with the old unit (the engine instance's units get the same check in
+    # _converge_engine_service): reload now, and restart it below.
+    stale = [name for name in sockets if states.get(name, {}).get("NeedDaemonReload") == "yes"]
+    if stale and not run.check_mode:
+        daemon_reload(system, run.any_facts)
     for name, service in sockets.items():
         report, state = run.reports[name], states.get(name, {})
         if state.get("UnitFileState") != "enabled":
@@ -650,7 +656,7 @@ def _start_socket_services(run: Run, sockets: Dict[str, SocketService]) -> Tuple
             started.append(name)
             report.changes.append("service %s: started" % name)
             systemctl(system, run.any_facts, "restart", [name])
-        elif service.restart_due:
+        elif service.restart_due or name in stale:
             restarted.append(name)
             report.changes.append("service %s: restarted" % name)
             systemctl(system, run.any_facts, "restart", [name])

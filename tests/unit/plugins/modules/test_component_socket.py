@@ -203,6 +203,30 @@ def test_restart_recorded_by_a_run_that_died_is_done(dirs: Dict[str, Path]) -> N
     assert not (dirs["pending"] / PROXY).exists()
 
 
+def test_unit_written_by_a_run_that_died_before_the_reload_is_reloaded_and_restarted(dirs: Dict[str, Path]) -> None:
+    """The file on disk is already the new one (no change now), but systemd still runs the
+    old unit and there is no pending marker: systemd's NeedDaemonReload says so."""
+    system = RootlessSystem()
+    components = [synapse(dirs), proxy(dirs)]
+    system.run_rootless(components, dirs)
+    running(system)
+    system.units[PROXY]["NeedDaemonReload"] = "yes"
+    result = system.run_rootless(components, dirs)
+    assert system.changing() == [("system", ["daemon-reload"]), ("system", ["restart", PROXY + ".service"])]
+    assert result["restarted"] == [PROXY] and result["changed"] is True
+    assert result["components"][PROXY]["changes"] == ["service %s: restarted" % PROXY]
+
+
+def test_check_mode_reports_the_restart_of_a_unit_not_reloaded(dirs: Dict[str, Path]) -> None:
+    system = RootlessSystem()
+    components = [synapse(dirs), proxy(dirs)]
+    system.run_rootless(components, dirs)
+    running(system)
+    system.units[PROXY]["NeedDaemonReload"] = "yes"
+    result = system.run_rootless(components, dirs, check_mode=True)
+    assert result["restarted"] == [PROXY] and system.changing() == []
+
+
 def test_opt_in_replaces_the_socket_by_a_user_unit(dirs: Dict[str, Path]) -> None:
     system = RootlessSystem()
     system.run_rootless([synapse(dirs), proxy(dirs)], dirs)
