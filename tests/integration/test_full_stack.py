@@ -348,14 +348,14 @@ TESTSSL_VULNERABILITIES = ("heartbleed", "CCS", "ticketbleed", "ROBOT", "secure_
                            "LOGJAM", "BEAST", "LUCKY13", "RC4")
 
 
+# On the run's first engine only (indirect: the same module-scoped stack as the other tests
+# of that engine): the TLS settings are the proxy's nginx config, the same on either engine.
+@pytest.mark.parametrize("engine", ENGINES[:1], indirect=True)
 def test_testssl_tls12_plus_no_vulnerability_hsts(full: FullStack, tmp_path: Path) -> None:
     """testssl.sh (Debian) against the proxy's 443 on the target's loopback-published port only
     (--ip 127.0.0.1, no DNS lookups): SSLv2-TLS 1.1 not offered, TLS 1.2 and 1.3 offered, no
     known vulnerability, HSTS with the role's one-year default. Protocols, vulnerabilities
-    and headers only (-p -U -h): about 35 s. On the run's first engine
-    only: the TLS settings are the proxy's nginx config, the same on either engine."""
-    if full.engine != ENGINES[0]:
-        pytest.skip("the proxy's TLS is the same nginx config on either engine; audited on %s" % ENGINES[0])
+    and headers only (-p -U -h): about 35 s."""
     testssl = shutil.which("testssl")
     assert testssl, "testssl.sh is not installed: run tests/bed/prepare-host"
     report = tmp_path / "testssl.json"
