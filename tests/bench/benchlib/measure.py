@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, List, Optional
 import bed  # tests/bed
 from harness import CA_ON_TARGET, REPO_ROOT, STACK_MATRIX_HOSTNAME, LoopbackNames, https_get
 
+from . import cpu
 from .figures import exposure, floor_first, restart_sets, to_floor
 from .services import outage, restarted
 from .stack import STACK_UNITS, BenchFailure, BenchStack, Converge
@@ -195,10 +196,13 @@ def proxy_overhead(stack: BenchStack, connections: int, seconds: int, rounds: in
     records: Dict[str, List[Record]] = {"direct": [], "proxy": []}
     for _round in range(rounds):
         for name, url in urls.items():
+            before = cpu.snapshot()
             result = run_wrk(url, STACK_MATRIX_HOSTNAME, connections, seconds)
+            after = cpu.snapshot()
             if result.errors:
                 raise BenchFailure("%s: %d failed requests under load" % (name, result.errors))
             records[name].append(wrk_record(result))
+            records[name][-1]["cpu_us_per_request"] = cpu.microseconds_per_request(before, after, result.requests)
             if name == "proxy":
                 records[name][-1]["time_wait_after"] = proxy_time_wait(stack)
     return records

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Sequence, Tuple
 
+from . import cpu
 from .figures import GOALS
 from .stats import render_table, summarize
 
@@ -89,6 +90,10 @@ def _proxy(proxy: Dict[str, Any]) -> Summary:
     for path, rounds in proxy["rounds"].items():
         summary[path] = {figure: summarize([record[figure] for record in rounds])
                          for figure in ("requests_per_second", "p50_ms", "p99_ms")}
+        spent = [record["cpu_us_per_request"] for record in rounds if "cpu_us_per_request" in record]
+        if spent:
+            summary[path]["cpu_us_per_request"] = {
+                group: summarize([record[group] for record in spent]) for group in cpu.GROUP_ORDER}
     waits = [record["time_wait_after"] for record in proxy["rounds"]["proxy"] if "time_wait_after" in record]
     if waits:
         summary["proxy"]["time_wait_after"] = summarize(waits)
@@ -183,6 +188,11 @@ def render(result: Dict[str, Any]) -> str:
         rows.append(["   ratio proxy/direct %s" % label]
                     + [summaries[engine]["proxy"]["ratio_proxy_to_direct"][figure] if "proxy" in summaries[engine]
                        else "-" for engine in engines])
+    for path in ("direct", "proxy"):
+        for group in cpu.GROUP_ORDER:
+            rows.append(["   CPU µs per request, %s: %s" % (path, group)]
+                        + [summaries[engine].get("proxy", {}).get(path, {}).get("cpu_us_per_request", {}).get(group, "-")
+                           for engine in engines])
     rows.append(["   proxy's TIME_WAIT sockets after a round"]
                 + [summaries[engine].get("proxy", {}).get("proxy", {}).get("time_wait_after", "-") for engine in engines])
     core = result["core"]

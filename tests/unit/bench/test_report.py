@@ -183,3 +183,27 @@ def test_a_mode_whose_proxy_measurement_failed_shows_the_error() -> None:
     start = next(index for index, line in enumerate(lines) if line.startswith("Engine modes side by side"))
     ratio = next(line for line in lines[start:] if line.startswith("proxy/direct req/s"))
     assert ratio.rstrip().endswith("failed: direct: 2 failed requests under load")
+
+
+def test_cpu_per_request_is_summarised_per_path_and_group_and_printed() -> None:
+    def spent(synapse: float, nginx: float) -> Dict[str, float]:
+        return {"synapse": synapse, "nginx": nginx, "engine log path": 30.0, "journald": 10.0, "wrk": 20.0, "rest": 5.0}
+
+    data = {"runs": [], "proxy": {"connections": 16, "seconds": 10, "rounds": {
+        "direct": [dict(wrk(2000, 4.0, 8.0), cpu_us_per_request=spent(400.0, 0.0)),
+                   dict(wrk(2100, 4.0, 8.0), cpu_us_per_request=spent(420.0, 0.0))],
+        "proxy": [dict(wrk(1800, 4.5, 9.0), cpu_us_per_request=spent(450.0, 70.0)),
+                  dict(wrk(1700, 4.6, 9.5), cpu_us_per_request=spent(470.0, 90.0))]}}}
+    summary = engine_summary(data)
+    assert summary["proxy"]["direct"]["cpu_us_per_request"]["synapse"]["median"] == 410.0
+    assert summary["proxy"]["proxy"]["cpu_us_per_request"]["nginx"]["samples"] == [70.0, 90.0]
+    assert "cpu_us_per_request" not in engine_summary(DATA)["proxy"]["direct"]
+    result = {"summary": {"docker": summary}, "engines": {"docker": {}},
+              "core": {"services": 100, "topology_ms": [1.0], "total_ms": [9.0]},
+              "machine": {"cpu": "Example", "cores": 2, "memory_gib": 23.4, "kernel": "6.1", "load_average_at_start": [0.5]},
+              "versions": {}}
+    lines = render(result).splitlines()
+    nginx = next(line for line in lines if "CPU µs per request, proxy: nginx" in line)
+    assert "80 (70–90)" in nginx
+    synapse = next(line for line in lines if "CPU µs per request, direct: synapse" in line)
+    assert "410 (400–420)" in synapse
