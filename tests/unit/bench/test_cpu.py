@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,7 +31,7 @@ def test_parse_stat_reads_comm_with_spaces_and_parentheses_and_sums_user_and_sys
     ("conmon", "/usr/bin/conmon --api-version 1", "engine log path"),
     ("containerd-shim", "/usr/bin/containerd-shim-runc-v2", "engine log path"),
     ("systemd-journal", "/lib/systemd/systemd-journald", "journald"),
-    ("wrk", "wrk --latency", "wrk"),
+    ("wrk", "wrk --latency", "rest"),     # counted as the benchmark's child (see snapshot)
     ("bash", "bash", "rest"),
 ])
 def test_group_of(comm: str, cmdline: str, group: str) -> None:
@@ -45,7 +47,16 @@ def test_snapshot_reads_every_process_directory_and_skips_the_rest(tmp_path: Pat
         (tmp_path / str(pid) / "cmdline").write_bytes(cmdline)
     (tmp_path / "13").mkdir()               # ended between listing and reading: no files
     (tmp_path / "self").mkdir()             # not a process id
-    assert cpu.snapshot(tmp_path) == {11: ("synapse", 3.0), 12: ("nginx", 1.0)}
+    taken = cpu.snapshot(tmp_path)
+    assert taken.pop(cpu.CHILDREN_PID)[0] == "wrk"
+    assert taken == {11: ("synapse", 3.0), 12: ("nginx", 1.0)}
+
+
+def test_snapshot_counts_a_child_that_ended_in_between_as_wrk(tmp_path: Path) -> None:
+    before = cpu.snapshot(tmp_path)
+    subprocess.run([sys.executable, "-c", "sum(range(3000000))"], check=True)
+    after = cpu.snapshot(tmp_path)
+    assert cpu.microseconds_per_request(before, after, 1)["wrk"] > 0
 
 
 def test_per_request_counts_only_processes_that_lived_through_both_snapshots() -> None:
