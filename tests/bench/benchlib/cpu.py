@@ -86,4 +86,3 @@ def microseconds_per_request(before: Snapshot, after: Snapshot, requests: int) -
         if earlier is not None and earlier[0] == group and seconds >= earlier[1]:
             spent[group] += seconds - earlier[1]
     return {group: round(total * 1e6 / requests, 1) for group, total in spent.items()}
-
