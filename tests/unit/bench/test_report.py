@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 from benchlib.report import engine_summary, mode_summary, render
 
@@ -115,6 +115,15 @@ def test_render_prints_one_row_per_figure_and_the_context() -> None:
     assert lines[-1] == "FAILED: no-change converge restarted x"
 
 
+def _rendered_docker(summary: Dict[str, Any]) -> List[str]:
+    """The printed table's lines for one docker summary and nothing else measured."""
+    result = {"summary": {"docker": summary}, "engines": {"docker": {}},
+              "core": {"services": 100, "topology_ms": [1.0], "total_ms": [9.0]},
+              "machine": {"cpu": "Example", "cores": 2, "memory_gib": 23.4, "kernel": "6.1", "load_average_at_start": [0.5]},
+              "versions": {}}
+    return render(result).splitlines()
+
+
 def test_proxy_time_wait_is_summarised_and_printed_when_measured() -> None:
     data = {"runs": [], "proxy": {"connections": 16, "seconds": 10, "rounds": {
         "direct": [wrk(2000, 4.0, 8.0)],
@@ -122,11 +131,7 @@ def test_proxy_time_wait_is_summarised_and_printed_when_measured() -> None:
     summary = engine_summary(data)
     assert summary["proxy"]["proxy"]["time_wait_after"]["median"] == 4
     assert "time_wait_after" not in engine_summary(DATA)["proxy"]["proxy"]
-    result = {"summary": {"docker": summary}, "engines": {"docker": {}},
-              "core": {"services": 100, "topology_ms": [1.0], "total_ms": [9.0]},
-              "machine": {"cpu": "Example", "cores": 2, "memory_gib": 23.4, "kernel": "6.1", "load_average_at_start": [0.5]},
-              "versions": {}}
-    line = next(line for line in render(result).splitlines() if "TIME_WAIT" in line)
+    line = next(line for line in _rendered_docker(summary) if "TIME_WAIT" in line)
     assert "4 (3–5)" in line
 
 
@@ -198,11 +203,7 @@ def test_cpu_per_request_is_summarised_per_path_and_group_and_printed() -> None:
     assert summary["proxy"]["direct"]["cpu_us_per_request"]["synapse"]["median"] == 410.0
     assert summary["proxy"]["proxy"]["cpu_us_per_request"]["nginx"]["samples"] == [70.0, 90.0]
     assert "cpu_us_per_request" not in engine_summary(DATA)["proxy"]["direct"]
-    result = {"summary": {"docker": summary}, "engines": {"docker": {}},
-              "core": {"services": 100, "topology_ms": [1.0], "total_ms": [9.0]},
-              "machine": {"cpu": "Example", "cores": 2, "memory_gib": 23.4, "kernel": "6.1", "load_average_at_start": [0.5]},
-              "versions": {}}
-    lines = render(result).splitlines()
+    lines = _rendered_docker(summary)
     nginx = next(line for line in lines if "CPU µs per request, proxy: nginx" in line)
     assert "80 (70–90)" in nginx
     synapse = next(line for line in lines if "CPU µs per request, direct: synapse" in line)
