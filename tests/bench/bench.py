@@ -97,8 +97,9 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--engine", default="docker", help="docker, podman or both: docker,podman")
     parser.add_argument("--runs", type=int, default=3,
                         help="fresh targets per engine (default 3); 0 measures only the proxy (5.)")
-    parser.add_argument("--proxy-seconds", type=int, default=10, help="wrk duration per round")
-    parser.add_argument("--proxy-rounds", type=int, default=3, help="rounds per path; 0 skips the proxy")
+    parser.add_argument("--proxy-seconds", type=int, default=5, help="wrk duration per round and path")
+    parser.add_argument("--proxy-rounds", type=int, default=8,
+                        help="rounds, each measuring both paths (default 8); 0 skips the proxy")
     parser.add_argument("--proxy-connections", type=int, default=16)
     parser.add_argument("--modes", default="",
                         help="also these engine modes (fresh, no-change, proxy): %s" % ",".join(MODES))

@@ -26,6 +26,14 @@ def floor_first(run_index: int) -> bool:
     return run_index % 2 == 0
 
 
+def round_order(index: int) -> Tuple[str, str]:
+    """Which path goes first in round ``index``: direct first in even rounds, the proxy in
+    odd ones, so a drift of the machine's speed during the rounds (seen here: Synapse's CPU
+    time per request changes by up to a third between consecutive rounds) weighs on both
+    paths alike instead of always on the one measured second."""
+    return ("direct", "proxy") if index % 2 == 0 else ("proxy", "direct")
+
+
 def to_floor(converge_seconds: float, floor_seconds: float) -> float:
     """How many floors a converge costs (same run, same target)."""
     if floor_seconds <= 0:

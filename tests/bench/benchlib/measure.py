@@ -23,7 +23,7 @@ import bed  # tests/bed
 from harness import CA_ON_TARGET, REPO_ROOT, STACK_MATRIX_HOSTNAME, LoopbackNames, https_get
 
 from . import cpu
-from .figures import exposure, floor_first, restart_sets, to_floor
+from .figures import exposure, floor_first, restart_sets, round_order, to_floor
 from .services import outage, restarted
 from .stack import STACK_UNITS, BenchFailure, BenchStack, Converge
 from .wrk import WrkResult, run_wrk, time_wait_sockets
@@ -183,7 +183,8 @@ def proxy_overhead(stack: BenchStack, connections: int, seconds: int, rounds: in
 
     Both from the host to the target's address, through the same port publishing of the
     engine; the only difference is nginx_proxy with TLS. Synapse is published on the target's
-    own address for this (a converge that changes only that); rounds alternate the two.
+    own address for this (a converge that changes only that). Each round measures both,
+    in alternating order (round_order); round i of one path pairs with round i of the other.
     """
     address = stack.target.bridge_ip
     ports = [{"host_address": address, "host_port": 8008, "container_port": 8008}]
@@ -194,8 +195,9 @@ def proxy_overhead(stack: BenchStack, connections: int, seconds: int, rounds: in
     for url in urls.values():  # warm-up: TLS sessions, Synapse's first requests
         run_wrk(url, STACK_MATRIX_HOSTNAME, connections, 2)
     records: Dict[str, List[Record]] = {"direct": [], "proxy": []}
-    for _round in range(rounds):
-        for name, url in urls.items():
+    for index in range(rounds):
+        for name in round_order(index):
+            url = urls[name]
             before = cpu.snapshot()
             result = run_wrk(url, STACK_MATRIX_HOSTNAME, connections, seconds)
             after = cpu.snapshot()

@@ -98,9 +98,21 @@ def _proxy(proxy: Dict[str, Any]) -> Summary:
     if waits:
         summary["proxy"]["time_wait_after"] = summarize(waits)
     summary["ratio_proxy_to_direct"] = {
-        figure: round(summary["proxy"][figure]["median"] / summary["direct"][figure]["median"], 3)
+        figure: summarize(paired_ratios(proxy["rounds"]["proxy"], proxy["rounds"]["direct"], figure))
         for figure in ("requests_per_second", "p50_ms", "p99_ms")}
     return summary
+
+
+def paired_ratios(proxy: List[Dict[str, Any]], direct: List[Dict[str, Any]], figure: str) -> List[float]:
+    """proxy ÷ direct of each round, from the two measurements of that round.
+
+    The figure is the median of these, not the ratio of the two paths' medians: the
+    machine's speed drifts between rounds by more than the proxy costs, and a round's two
+    measurements, taken back to back, share most of that drift.
+    """
+    if len(proxy) != len(direct) or not proxy:
+        raise ValueError("the proxy has %d rounds and the direct path %d: no pairs" % (len(proxy), len(direct)))
+    return [p[figure] / d[figure] for p, d in zip(proxy, direct)]
 
 
 def engine_summary(data: Dict[str, Any]) -> Summary:

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import pytest
 
-from benchlib.figures import GOALS, exposure, floor_first, restart_sets, to_floor
+from benchlib.figures import GOALS, exposure, floor_first, restart_sets, round_order, to_floor
 
 
 def test_floor_and_converge_swap_places_every_run() -> None:
     assert [floor_first(index) for index in range(4)] == [True, False, True, False]
+
+
+def test_the_proxy_rounds_alternate_which_path_goes_first() -> None:
+    assert [round_order(index) for index in range(3)] == [("direct", "proxy"), ("proxy", "direct"), ("direct", "proxy")]
 
 
 def test_to_floor_is_converge_over_floor() -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
+import pytest
+
 from benchlib.report import engine_summary, mode_summary, render
 
 
@@ -82,11 +84,24 @@ def test_summary_keeps_a_failed_optional_transport_beside_the_timed_runs() -> No
     assert transport["mitogen"]["error"] == "boom"
 
 
-def test_proxy_ratio_is_proxy_median_over_direct_median() -> None:
-    proxy = engine_summary(DATA)["proxy"]
-    assert proxy["direct"]["requests_per_second"]["median"] == 1900.0
-    assert proxy["ratio_proxy_to_direct"] == {"requests_per_second": round(1400 / 1900, 3), "p50_ms": 1.222,
-                                              "p99_ms": round(11 / 8.5, 3)}
+def test_proxy_ratio_is_the_median_of_each_rounds_own_ratio() -> None:
+    data = {"runs": [], "proxy": {"connections": 16, "seconds": 10, "rounds": {
+        "direct": [wrk(2000, 4.0, 8.0), wrk(1000, 8.0, 16.0), wrk(1500, 5.0, 10.0)],
+        "proxy": [wrk(1800, 4.4, 8.0), wrk(950, 8.0, 20.0), wrk(1200, 6.0, 11.0)]}}}
+    proxy = engine_summary(data)["proxy"]
+    assert proxy["direct"]["requests_per_second"]["median"] == 1500.0
+    ratio = proxy["ratio_proxy_to_direct"]
+    # Rounds 0.9, 0.95, 0.8: their median, where the ratio of the medians would say 0.8.
+    assert ratio["requests_per_second"]["median"] == 0.9
+    assert ratio["requests_per_second"]["samples"] == [0.9, 0.95, 0.8]
+    assert (ratio["p50_ms"]["median"], ratio["p99_ms"]["median"]) == (1.1, 1.1)
+
+
+def test_proxy_ratio_needs_one_direct_round_per_proxy_round() -> None:
+    data = {"runs": [], "proxy": {"connections": 16, "seconds": 10, "rounds": {
+        "direct": [wrk(2000, 4.0, 8.0)], "proxy": [wrk(1800, 4.4, 8.0), wrk(950, 8.0, 20.0)]}}}
+    with pytest.raises(ValueError, match="2 rounds and the direct path 1"):
+        engine_summary(data)
 
 
 def test_render_prints_one_row_per_figure_and_the_context() -> None:
@@ -103,7 +118,7 @@ def test_render_prints_one_row_per_figure_and_the_context() -> None:
     assert "docker (3 runs)" in lines[0] and "podman (0 runs)" in lines[0]
     fresh = next(line for line in lines if line.startswith("1. fresh converge"))
     assert "60 (40–80)" in fresh and fresh.rstrip().endswith("-")
-    assert any("ratio proxy/direct req/s" in line and "0.737" in line for line in lines)
+    assert any("ratio proxy/direct req/s" in line and "0.736 (0.722–0.75)" in line for line in lines)
     floor = next(line for line in lines if line.lstrip().startswith("floor ("))
     assert "7.5 (5–10)" in floor
     ratio = next(line for line in lines if "no-change / floor" in line)
@@ -126,7 +141,7 @@ def _rendered_docker(summary: Dict[str, Any]) -> List[str]:
 
 def test_proxy_time_wait_is_summarised_and_printed_when_measured() -> None:
     data = {"runs": [], "proxy": {"connections": 16, "seconds": 10, "rounds": {
-        "direct": [wrk(2000, 4.0, 8.0)],
+        "direct": [wrk(2000, 4.0, 8.0), wrk(1950, 4.0, 8.0)],
         "proxy": [dict(wrk(1900, 4.5, 9.0), time_wait_after=3), dict(wrk(1850, 4.6, 9.5), time_wait_after=5)]}}}
     summary = engine_summary(data)
     assert summary["proxy"]["proxy"]["time_wait_after"]["median"] == 4
@@ -167,7 +182,7 @@ def test_modes_are_printed_beside_the_rootful_engines() -> None:
     fresh = next(line for line in lines[start:] if line.startswith("fresh converge"))
     assert "60 (40–80)" in fresh and fresh.rstrip().endswith("30")
     ratio = next(line for line in lines[start:] if line.startswith("proxy/direct req/s"))
-    assert "0.737" in ratio and ratio.rstrip().endswith("0.8")
+    assert "0.736 (0.722–0.75)" in ratio and ratio.rstrip().endswith("0.8")
     p99 = next(line for line in lines[start:] if line.startswith("proxy/direct p99"))
     assert p99.rstrip().endswith("1.5")
 
