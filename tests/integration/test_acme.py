@@ -24,7 +24,8 @@ test talks to the loopback ports the bed publishes and to the Pebble container i
    timer's service started: a new serial is served, the proxy was reloaded (same container
    start time), and a client loop running across it saw no failed request.
 4. Failure: challtestsrv points the server name elsewhere; a converge that must order
-   fails naming that hostname, and the proxy still serves the last good certificate.
+   (with a new ACME account, so no earlier authorization is reused) fails naming that
+   hostname, and the proxy still serves the last good certificate.
 5. Back to the self-made certificate: the renewal timer's units, settings and code are gone,
    the client's data dir stays.
 
@@ -193,6 +194,10 @@ def test_acme_issue_renew_and_fail(bed_images: Dict[str, Any], tmp_path: Path) -
 
         # 4. The server name points elsewhere: the order fails naming it, the cert stays.
         acme_ca.point(SERVER_NAME, "127.0.0.1")
+        # A new ACME account, so no authorization of the earlier orders can stand in for the
+        # challenge: Pebble reuses a valid one 1 time in 100 even with PEBBLE_AUTHZREUSE=0
+        # (a new one only when rand.Intn(100) > 0), and the order then succeeds unchallenged.
+        bed_target.sh("mv /opt/hearth-matrix/acme/accounts /opt/hearth-matrix/acme/accounts.before-step-4")
         failed = _converge(bed_target, dict(stack_vars, hearth_acme_renew_days=100000))
         assert failed.rc != 0, failed.tail(40)
         messages = [m for m in failure_messages(failed.output) if "ACME" in m]
