@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Benchmark of hearth.matrix on the test bed: deploy, re-run, restart, reboot, proxy, core.
 
-    scripts/bench [--engine docker,podman] [--runs 3] [--proxy-seconds 10] [--proxy-rounds 3]
+    scripts/bench [--engine docker,podman] [--runs 3] [--proxy-seconds 5] [--proxy-rounds 8]
     scripts/bench --runs 0          # only the proxy figure (5.)
     scripts/bench --modes podman_rootless,docker_rootless,podman_quadlet   # and the other engine modes
 
@@ -15,7 +15,8 @@ settings, a whole-stack restart and a reboot. Beside the no-change converge, in 
 run, it times a floor (tests/bench/floor.yml: the same facts and one trivial module call per
 service) and reports the converge in floors. The proxy overhead (wrk) is measured once per
 engine, on the last run's target after its other figures (with `--runs 0`, on a target of its
-own); the pure Python cost once. With --modes, each other engine mode gets a fresh target
+own), in rounds that measure both paths back to back, alternating which goes first; its
+ratios are the median of each round's own ratio. The pure Python cost is measured once. With --modes, each other engine mode gets a fresh target
 (podman_quadlet on Debian 13) with a fresh and a no-change converge and the proxy overhead,
 printed side by side with the rootful engines. Prints a table (median, min–max over the runs)
 and writes the same figures, with the machine and versions, to .bench/latest.json.
