@@ -210,8 +210,9 @@ def proxy_overhead(stack: BenchStack, connections: int, seconds: int, rounds: in
     return records
 
 
-def proxy_time_wait(stack: BenchStack) -> int:
-    """TIME_WAIT sockets in the proxy's network namespace (its /proc/net/tcp) right now."""
+def proxy_time_wait(stack: BenchStack) -> Dict[str, int]:
+    """TIME_WAIT sockets in the proxy's network namespace (its /proc/net/tcp) right now,
+    towards upstreams and from clients."""
     proc = bed.exec_in_target(stack.target, stack.as_user([stack.engine, "exec", "hearth-nginx-proxy", "cat", "/proc/net/tcp"]))
     return time_wait_sockets(proc.stdout.decode(errors="replace"))
 

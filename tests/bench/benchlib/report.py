@@ -96,7 +96,8 @@ def _proxy(proxy: Dict[str, Any]) -> Summary:
                 group: summarize([record[group] for record in spent]) for group in cpu.GROUP_ORDER}
     waits = [record["time_wait_after"] for record in proxy["rounds"]["proxy"] if "time_wait_after" in record]
     if waits:
-        summary["proxy"]["time_wait_after"] = summarize(waits)
+        summary["proxy"]["time_wait_after"] = {side: summarize([wait[side] for wait in waits])
+                                               for side in ("upstreams", "clients")}
     summary["ratio_proxy_to_direct"] = {
         figure: summarize(paired_ratios(proxy["rounds"]["proxy"], proxy["rounds"]["direct"], figure))
         for figure in ("requests_per_second", "p50_ms", "p99_ms")}
@@ -205,8 +206,10 @@ def render(result: Dict[str, Any]) -> str:
             rows.append(["   CPU µs per request, %s: %s" % (path, group)]
                         + [summaries[engine].get("proxy", {}).get(path, {}).get("cpu_us_per_request", {}).get(group, "-")
                            for engine in engines])
-    rows.append(["   proxy's TIME_WAIT sockets after a round"]
-                + [summaries[engine].get("proxy", {}).get("proxy", {}).get("time_wait_after", "-") for engine in engines])
+    for side, label in (("upstreams", "towards upstreams"), ("clients", "from clients")):
+        rows.append(["   proxy's TIME_WAIT sockets after a round, %s" % label]
+                    + [summaries[engine].get("proxy", {}).get("proxy", {}).get("time_wait_after", {}).get(side, "-")
+                       for engine in engines])
     core = result["core"]
     lines = [render_table(rows, header), "",
              "6. pure Python, %d-service stack: topology %s ms, topology + argv + units %s ms (median, min–max)"

@@ -62,15 +62,20 @@ def run_wrk(url: str, host_header: str, connections: int, seconds: int) -> WrkRe
     return parse(proc.stdout)
 
 
-def time_wait_sockets(proc_net_tcp: str) -> int:
-    """TCP sockets in TIME_WAIT (state 06) in a /proc/net/tcp dump.
+def time_wait_sockets(proc_net_tcp: str) -> Dict[str, int]:
+    """TCP sockets in TIME_WAIT (state 06) in a /proc/net/tcp dump, by whose connection it was.
 
-    Each is a connection closed from this side shortly before: many of them after a wrk
-    round through the proxy mean nginx opened a new upstream connection per request.
+    A socket in TIME_WAIT is a connection this side closed first, shortly before. Its local
+    port tells which side of the proxy it was on: a port this namespace listens on (a socket
+    in state 0A) means a client's connection ("clients": nginx closes one after the client's
+    TLS close_notify, before the client's FIN arrives); any other port, a connection nginx
+    opened to an upstream ("upstreams": many of them after a round mean the pool is not kept).
     """
-    count = 0
-    for line in proc_net_tcp.splitlines()[1:]:
-        fields = line.split()
-        if len(fields) > 3 and fields[3] == "06":
-            count += 1
-    return count
+    rows = [line.split() for line in proc_net_tcp.splitlines()[1:]]
+    rows = [fields for fields in rows if len(fields) > 3 and ":" in fields[1]]
+    listening = {fields[1].rsplit(":", 1)[1] for fields in rows if fields[3] == "0A"}
+    counts = {"upstreams": 0, "clients": 0}
+    for fields in rows:
+        if fields[3] == "06":
+            counts["clients" if fields[1].rsplit(":", 1)[1] in listening else "upstreams"] += 1
+    return counts

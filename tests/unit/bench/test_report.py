@@ -142,12 +142,15 @@ def _rendered_docker(summary: Dict[str, Any]) -> List[str]:
 def test_proxy_time_wait_is_summarised_and_printed_when_measured() -> None:
     data = {"runs": [], "proxy": {"connections": 16, "seconds": 10, "rounds": {
         "direct": [wrk(2000, 4.0, 8.0), wrk(1950, 4.0, 8.0)],
-        "proxy": [dict(wrk(1900, 4.5, 9.0), time_wait_after=3), dict(wrk(1850, 4.6, 9.5), time_wait_after=5)]}}}
+        "proxy": [dict(wrk(1900, 4.5, 9.0), time_wait_after={"upstreams": 3, "clients": 16}),
+                  dict(wrk(1850, 4.6, 9.5), time_wait_after={"upstreams": 5, "clients": 30})]}}}
     summary = engine_summary(data)
-    assert summary["proxy"]["proxy"]["time_wait_after"]["median"] == 4
+    assert summary["proxy"]["proxy"]["time_wait_after"]["upstreams"]["median"] == 4
+    assert summary["proxy"]["proxy"]["time_wait_after"]["clients"]["samples"] == [16, 30]
     assert "time_wait_after" not in engine_summary(DATA)["proxy"]["proxy"]
-    line = next(line for line in _rendered_docker(summary) if "TIME_WAIT" in line)
-    assert "4 (3–5)" in line
+    lines = [line for line in _rendered_docker(summary) if "TIME_WAIT" in line]
+    assert "towards upstreams" in lines[0] and "4 (3–5)" in lines[0]
+    assert "from clients" in lines[1] and "23 (16–30)" in lines[1]
 
 
 def test_exposure_row_and_summary() -> None:

@@ -87,6 +87,10 @@ PROC_NET_TCP = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->
 """
 
 
-def test_time_wait_sockets_counts_state_06_only() -> None:
-    assert time_wait_sockets(PROC_NET_TCP) == 2
-    assert time_wait_sockets(PROC_NET_TCP.splitlines()[0]) == 0
+def test_time_wait_sockets_counts_state_06_only_by_side() -> None:
+    # Listening on 0x20FB (8443); two closed connections to an upstream's 0x1F48 (8008),
+    # one from a client to the listening port, one still open.
+    dump = PROC_NET_TCP + (
+        "   4: 0200590A:20FB 0100590A:C350 06 00000000:00000000 03:00000F1C 00000000     0        0 0 3 0000000000000000\n")
+    assert time_wait_sockets(dump) == {"upstreams": 2, "clients": 1}
+    assert time_wait_sockets(PROC_NET_TCP.splitlines()[0]) == {"upstreams": 0, "clients": 0}
