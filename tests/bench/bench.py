@@ -16,9 +16,10 @@ run, it times a floor (tests/bench/floor.yml: the same facts and one trivial mod
 service) and reports the converge in floors. The proxy overhead (wrk) is measured once per
 engine, on the last run's target after its other figures (with `--runs 0`, on a target of its
 own), in rounds that measure both paths back to back, alternating which goes first; its
-ratios are the median of each round's own ratio. The pure Python cost is measured once. With --modes, each other engine mode gets a fresh target
-(podman_quadlet on Debian 13) with a fresh and a no-change converge and the proxy overhead,
-printed side by side with the rootful engines. Prints a table (median, min–max over the runs)
+ratios are the median of each round's own ratio. The pure Python cost is measured once.
+With --modes, each other engine mode gets a fresh target (podman_quadlet on Debian 13) with
+a fresh and a no-change converge and the proxy overhead, printed side by side with the
+rootful engines. Prints a table (median, min–max over the runs)
 and writes the same figures, with the machine and versions, to .bench/latest.json.
 
 Timings are never compared with a limit here (the goals are printed beside them);

@@ -67,15 +67,20 @@ def time_wait_sockets(proc_net_tcp: str) -> Dict[str, int]:
 
     A socket in TIME_WAIT is a connection this side closed first, shortly before. Its local
     port tells which side of the proxy it was on: a port this namespace listens on (a socket
-    in state 0A) means a client's connection ("clients": nginx closes one after the client's
-    TLS close_notify, before the client's FIN arrives); any other port, a connection nginx
-    opened to an upstream ("upstreams": many of them after a round mean the pool is not kept).
+    in state 0A) means a client's connection ("clients"); any other port, a connection nginx
+    opened to an upstream ("upstreams"). After a wrk round the upstream ones are the requests
+    still in flight when wrk stopped (nginx closes the upstream connection of a response its
+    client abandoned); many more than wrk's connections would mean the pool is not kept.
     """
     rows = [line.split() for line in proc_net_tcp.splitlines()[1:]]
     rows = [fields for fields in rows if len(fields) > 3 and ":" in fields[1]]
-    listening = {fields[1].rsplit(":", 1)[1] for fields in rows if fields[3] == "0A"}
+
+    def local_port(fields: List[str]) -> str:
+        return fields[1].rsplit(":", 1)[1]
+
+    listening = {local_port(fields) for fields in rows if fields[3] == "0A"}
     counts = {"upstreams": 0, "clients": 0}
     for fields in rows:
         if fields[3] == "06":
-            counts["clients" if fields[1].rsplit(":", 1)[1] in listening else "upstreams"] += 1
+            counts["clients" if local_port(fields) in listening else "upstreams"] += 1
     return counts
